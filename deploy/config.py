@@ -1,0 +1,101 @@
+"""Settings from `[tool.deploy]` in pyproject.toml, checked once, used everywhere."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy.errors import DeployError
+
+# The tool's own objects live here; fingerprints never include it.
+HISTORY_SCHEMA = "schema_deploy"
+
+_KNOWN_KEYS = {
+    "metadata", "extensions", "sql", "plans", "snapshot", "postgres", "exclude",
+    "scratch", "docker_image", "lock_timeout", "statement_timeout", "history_schema",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where the desired schema, plans and snapshot live, and how to treat the target."""
+
+    root: Path
+    metadata: str = "schema:metadata"
+    extensions: str | None = None
+    sql_dir: Path = Path("schema/sql")
+    plans_dir: Path = Path("schema/plans")
+    snapshot: Path = Path("schema/schema.sql")
+    postgres: int = 15
+    exclude: tuple[str, ...] = ()
+    scratch: str = "auto"
+    docker_image: str = "postgres:{major}"
+    lock_timeout: str = "5s"
+    statement_timeout: str = "15min"
+    history_schema: str = HISTORY_SCHEMA
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def load_config(root: Path | str | None = None) -> Config:
+    """Read `[tool.deploy]` from ROOT/pyproject.toml (ROOT defaults to the current directory)."""
+    base = Path(root or os.getcwd()).resolve()
+    path = base / "pyproject.toml"
+    if not path.is_file():
+        raise DeployError(
+            f"No pyproject.toml in {base}. Run the command from the project root, where "
+            "pyproject.toml holds a [tool.deploy] table."
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise DeployError(f"{path} is not valid TOML ({exc}). Fix the file and run again.") from None
+    table = data.get("tool", {}).get("deploy")
+    if not isinstance(table, dict):
+        raise DeployError(
+            f"{path} has no [tool.deploy] table. Add one with at least "
+            'metadata = "package.module:metadata" and postgres = <major version>.'
+        )
+    unknown = sorted(set(table) - _KNOWN_KEYS)
+    if unknown:
+        raise DeployError(
+            f"[tool.deploy] in {path} has unknown keys: {', '.join(unknown)}. "
+            f"Known keys are: {', '.join(sorted(_KNOWN_KEYS))}."
+        )
+    postgres = table.get("postgres", 15)
+    if not isinstance(postgres, int) or isinstance(postgres, bool) or not 10 <= postgres <= 30:
+        raise DeployError(
+            f"[tool.deploy] postgres = {postgres!r} in {path} must be the production server's "
+            "major version as a number, for example postgres = 15."
+        )
+    exclude = table.get("exclude", [])
+    if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
+        raise DeployError(
+            f"[tool.deploy] exclude in {path} must be a list of table names, "
+            'for example exclude = ["alembic_version"].'
+        )
+    metadata = table.get("metadata", "schema:metadata")
+    if not isinstance(metadata, str) or ":" not in metadata:
+        raise DeployError(
+            f"[tool.deploy] metadata = {metadata!r} in {path} must be 'module:attribute', "
+            'for example metadata = "schema:metadata".'
+        )
+    for key in ("sql", "plans", "snapshot", "extensions", "docker_image"):
+        if key in table and not isinstance(table[key], str):
+            raise DeployError(f"[tool.deploy] {key} in {path} must be a string.")
+    return Config(
+        root=base,
+        metadata=metadata,
+        extensions=table.get("extensions"),
+        sql_dir=base / table.get("sql", "schema/sql"),
+        plans_dir=base / table.get("plans", "schema/plans"),
+        snapshot=base / table.get("snapshot", "schema/schema.sql"),
+        postgres=postgres,
+        exclude=tuple(exclude),
+        scratch=str(table.get("scratch", "auto")),
+        docker_image=str(table.get("docker_image", "postgres:{major}")),
+        lock_timeout=str(table.get("lock_timeout", "5s")),
+        statement_timeout=str(table.get("statement_timeout", "15min")),
+        history_schema=str(table.get("history_schema", HISTORY_SCHEMA)),
+    )

@@ -1,0 +1,131 @@
+"""The desired state: SQLAlchemy metadata + extensions + `sql/*.sql`, built in a scratch database."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+from sqlalchemy import MetaData, create_engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from deploy import urls
+from deploy.config import Config
+from deploy.errors import DeployError
+
+
+@dataclass(frozen=True)
+class DesiredSchema:
+    """Everything that defines the target schema, loaded from the project."""
+
+    metadata: MetaData
+    extensions: tuple[str, ...]
+    sql_files: tuple[Path, ...]
+
+
+def load_desired(config: Config) -> DesiredSchema:
+    """Import the metadata (and extension list) named in the config and list the SQL files."""
+    metadata = _import_object(config, config.metadata, "metadata")
+    if not isinstance(metadata, MetaData):
+        raise DeployError(
+            f"[tool.deploy] metadata = {config.metadata!r} is a {type(metadata).__name__}, not a "
+            "SQLAlchemy MetaData. Point it at your models' MetaData, e.g. 'schema:metadata' "
+            "(Base.metadata)."
+        )
+    extensions: tuple[str, ...] = ()
+    if config.extensions:
+        value = _import_object(config, config.extensions, "extensions")
+        if isinstance(value, str) or not all(isinstance(x, str) for x in value):
+            raise DeployError(
+                f"[tool.deploy] extensions = {config.extensions!r} must name a list of extension "
+                'names, e.g. EXTENSIONS = ("uuid-ossp",).'
+            )
+        extensions = tuple(value)
+    sql_files: tuple[Path, ...] = ()
+    if config.sql_dir.exists():
+        if not config.sql_dir.is_dir():
+            raise DeployError(f"[tool.deploy] sql = {config.sql_dir} is not a directory.")
+        sql_files = tuple(sorted(config.sql_dir.glob("*.sql"), key=lambda p: p.name))
+    return DesiredSchema(metadata, extensions, sql_files)
+
+
+def _import_object(config: Config, spec: str, key: str) -> object:
+    module_name, _, attribute = spec.partition(":")
+    root = str(config.root)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    _forget_stale_modules(module_name.split(".")[0], config.root)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        where = _last_project_frame(exc, config.root)
+        raise DeployError(
+            f"Could not import {module_name!r} (from [tool.deploy] {key} = {spec!r}): "
+            f"{type(exc).__name__}: {exc}{where}. Fix the models so that "
+            f"`python -c 'import {module_name}'` works from {config.root}."
+        ) from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise DeployError(
+            f"Module {module_name!r} has no attribute {attribute!r} (from [tool.deploy] {key} = "
+            f"{spec!r}). Export it from the module or change the setting."
+        ) from None
+
+
+def _forget_stale_modules(package: str, root: Path) -> None:
+    """Drop an already-imported copy of the models so edits (or another project) are seen."""
+    for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+def _last_project_frame(exc: BaseException, root: Path) -> str:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(str(root))]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" at {Path(frame.filename).relative_to(root)}:{frame.lineno}"
+
+
+def build(desired: DesiredSchema, url: object) -> None:
+    """Create the desired schema in the (empty) database at `url`, in one transaction."""
+    engine = create_engine(urls.sqlalchemy_url(url), poolclass=NullPool)  # type: ignore[arg-type]
+    try:
+        with engine.begin() as conn:
+            # The raw cursor shares the SQLAlchemy transaction; it sends SQL files untouched
+            # (no parameter parsing), so a % or a $$ body in them is safe.
+            cur = conn.connection.dbapi_connection.cursor()
+            for extension in desired.extensions:
+                _run(cur, f'CREATE EXTENSION IF NOT EXISTS "{extension}"', f"extension {extension}")
+            try:
+                desired.metadata.create_all(conn, checkfirst=False)
+            except SQLAlchemyError as exc:
+                original = getattr(exc, "orig", None) or exc
+                raise DeployError(
+                    f"PostgreSQL rejected the models' DDL: {str(original).strip()}. Fix the model "
+                    "definitions (the failing statement is shown below).",
+                    details=str(getattr(exc, "statement", "") or ""),
+                ) from None
+            for path in desired.sql_files:
+                _run(cur, path.read_text(encoding="utf-8"), path.name)
+    finally:
+        engine.dispose()
+
+
+def _run(cur: object, sql: str, where: str) -> None:
+    try:
+        cur.execute(sql)  # type: ignore[attr-defined]
+    except psycopg2.Error as exc:
+        position = ""
+        if exc.diag and exc.diag.statement_position:
+            offset = int(exc.diag.statement_position)
+            position = f" (line {sql.count(chr(10), 0, offset) + 1})"
+        raise DeployError(
+            f"{where}{position} failed while building the desired schema: "
+            f"{(exc.pgerror or str(exc)).strip()}. Fix the file and run again."
+        ) from None

@@ -1,0 +1,356 @@
+"""Schema fingerprints: a canonical description of a database's schema, and its sha256.
+
+The description is a flat mapping `object key -> attributes`, read from the catalogs over
+one connection. It leaves out OIDs, owners, database and host names, column order of
+tables (migra cannot reorder columns), extension versions, extension-owned objects, the
+tool's history schema and configured exclusions, so two databases built the same way
+get the same fingerprint whatever server they live on.
+
+It deliberately covers more than migra manages (comments, sequence and identity options,
+FORCE ROW LEVEL SECURITY, domains, composite-type attribute order, partition index
+attachment, constraint validity): a plan that misses one of those never lands on its
+`to`, so the gap is caught instead of silently passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+Description = dict[str, str]
+
+# Schemas that belong to the server itself.
+_SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
+
+# Filters shared by every query: objects in user schemas, not created by an extension.
+_USER_NS = """
+    n.nspname <> ALL(%(system)s) AND n.nspname NOT LIKE 'pg\\_temp\\_%%'
+    AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%%' AND n.nspname <> ALL(%(skip_schemas)s)
+"""
+_NOT_EXTENSION = """
+    NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = %(class)s::regclass
+                AND d.objid = {oid} AND d.deptype = 'e')
+"""
+
+_QUERIES: dict[str, str] = {
+    "schema": f"""
+        SELECT format('%%I', n.nspname), '', obj_description(n.oid, 'pg_namespace')
+        FROM pg_namespace n
+        WHERE {_USER_NS} AND {_NOT_EXTENSION.format(oid="n.oid")}
+    """,
+    "extension": """
+        SELECT format('%%I', e.extname), 'schema=' || n.nspname, NULL
+        FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+    """,
+    "relation": f"""
+        SELECT format('%%I.%%I', n.nspname, c.relname),
+               concat_ws(' ',
+                 'kind=' || c.relkind::text,
+                 CASE WHEN c.relpersistence = 'u' THEN 'unlogged' END,
+                 CASE WHEN c.relrowsecurity THEN 'rls' END,
+                 CASE WHEN c.relforcerowsecurity THEN 'force-rls' END,
+                 CASE WHEN c.relkind IN ('r', 'p') AND c.relreplident <> 'd' THEN 'replica-identity=' || c.relreplident::text END,
+                 CASE WHEN c.relkind = 'p' THEN 'partition-by=' || pg_get_partkeydef(c.oid) END,
+                 CASE WHEN c.relispartition THEN
+                   'partition-of=' || (SELECT format('%%I.%%I', pn.nspname, pc.relname)
+                     FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent
+                     JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = c.oid)
+                   || ' ' || pg_get_expr(c.relpartbound, c.oid) END,
+                 CASE WHEN NOT c.relispartition AND EXISTS (
+                   SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) THEN
+                   'inherits=' || (SELECT string_agg(format('%%I.%%I', pn.nspname, pc.relname),
+                       ',' ORDER BY i.inhseqno)
+                     FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent
+                     JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = c.oid)
+                 END,
+                 CASE WHEN c.reloptions IS NOT NULL THEN
+                   'options=' || array_to_string(c.reloptions, ',') END,
+                 CASE WHEN c.relkind IN ('v', 'm') THEN
+                   'definition=' || pg_get_viewdef(c.oid) END),
+               obj_description(c.oid, 'pg_class')
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {_USER_NS}
+          AND {_NOT_EXTENSION.format(oid="c.oid")}
+    """,
+    "column": f"""
+        SELECT format('%%I.%%I.%%I', n.nspname, c.relname, a.attname),
+               concat_ws(' ',
+                 'type=' || format_type(a.atttypid, a.atttypmod),
+                 CASE WHEN a.attnotnull THEN 'not-null' END,
+                 CASE WHEN a.attidentity <> '' THEN 'identity=' || a.attidentity::text END,
+                 CASE WHEN a.attgenerated <> '' THEN
+                   'generated=' || pg_get_expr(ad.adbin, ad.adrelid)
+                   WHEN ad.adbin IS NOT NULL THEN 'default=' || pg_get_expr(ad.adbin, ad.adrelid)
+                 END,
+                 CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN
+                   'collate=' || (SELECT format('%%I.%%I', cn.nspname, co.collname)
+                     FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
+                     WHERE co.oid = a.attcollation) END,
+                 CASE WHEN a.attstorage <> t.typstorage THEN 'storage=' || a.attstorage::text END,
+                 CASE WHEN c.relkind = 'c' THEN
+                   'position=' || (SELECT count(*) FROM pg_attribute b WHERE b.attrelid = c.oid
+                     AND b.attnum > 0 AND NOT b.attisdropped AND b.attnum <= a.attnum) END),
+               col_description(c.oid, a.attnum)
+        FROM pg_attribute a
+        JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_type t ON t.oid = a.atttypid
+        LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+        WHERE a.attnum > 0 AND NOT a.attisdropped
+          AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'c') AND {_USER_NS}
+          AND {_NOT_EXTENSION.format(oid="c.oid").replace("%(class)s", "'pg_class'")}
+          AND (c.relkind <> 'c' OR EXISTS (SELECT 1 FROM pg_type ct WHERE ct.typrelid = c.oid
+               AND {_NOT_EXTENSION.format(oid="ct.oid").replace("%(class)s", "'pg_type'")}))
+    """,
+    "constraint": f"""
+        SELECT CASE WHEN con.conrelid <> 0
+                 THEN format('%%I.%%I.%%I', n.nspname, c.relname, con.conname)
+                 ELSE format('%%I.%%I.%%I', n.nspname, ty.typname, con.conname) END,
+               concat_ws(' ', pg_get_constraintdef(con.oid),
+                 CASE WHEN NOT con.convalidated THEN 'not-validated' END),
+               obj_description(con.oid, 'pg_constraint')
+        FROM pg_constraint con
+        JOIN pg_namespace n ON n.oid = con.connamespace
+        LEFT JOIN pg_class c ON c.oid = con.conrelid
+        LEFT JOIN pg_type ty ON ty.oid = con.contypid
+        WHERE {_USER_NS} AND {_NOT_EXTENSION.format(oid="con.oid")}
+          AND (con.conparentid = 0 OR con.contype <> 'f')
+    """,
+    "index": f"""
+        SELECT format('%%I.%%I.%%I', n.nspname, tc.relname, ic.relname),
+               concat_ws(' ', pg_get_indexdef(i.indexrelid),
+                 CASE WHEN NOT i.indisvalid THEN 'invalid' END,
+                 CASE WHEN i.indisclustered THEN 'clustered' END,
+                 CASE WHEN ic.reloptions IS NOT NULL THEN
+                   'options=' || array_to_string(ic.reloptions, ',') END,
+                 CASE WHEN EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = ic.oid) THEN
+                   'attached-to=' || (SELECT format('%%I.%%I', pn.nspname, pc.relname)
+                     FROM pg_inherits h JOIN pg_class pc ON pc.oid = h.inhparent
+                     JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+                     WHERE h.inhrelid = ic.oid) END),
+               obj_description(ic.oid, 'pg_class')
+        FROM pg_index i
+        JOIN pg_class ic ON ic.oid = i.indexrelid
+        JOIN pg_class tc ON tc.oid = i.indrelid
+        JOIN pg_namespace n ON n.oid = ic.relnamespace
+        WHERE {_USER_NS} AND {_NOT_EXTENSION.format(oid="tc.oid")}
+    """,
+    "sequence": f"""
+        SELECT format('%%I.%%I', n.nspname, c.relname),
+               concat_ws(' ', 'type=' || format_type(s.seqtypid, NULL),
+                 'start=' || s.seqstart, 'increment=' || s.seqincrement,
+                 'min=' || s.seqmin, 'max=' || s.seqmax, 'cache=' || s.seqcache,
+                 CASE WHEN s.seqcycle THEN 'cycle' END,
+                 CASE WHEN c.relpersistence = 'u' THEN 'unlogged' END,
+                 (SELECT CASE d.deptype WHEN 'i' THEN 'identity-of=' ELSE 'owned-by=' END
+                         || format('%%I.%%I.%%I', tn.nspname, tc.relname, ta.attname)
+                  FROM pg_depend d
+                  JOIN pg_class tc ON tc.oid = d.refobjid
+                  JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+                  JOIN pg_attribute ta ON ta.attrelid = d.refobjid AND ta.attnum = d.refobjsubid
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                    AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+                  LIMIT 1)),
+               obj_description(c.oid, 'pg_class')
+        FROM pg_sequence s
+        JOIN pg_class c ON c.oid = s.seqrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE {_USER_NS} AND {_NOT_EXTENSION.format(oid="c.oid")}
+    """,
+    "type": f"""
+        SELECT format('%%I.%%I', n.nspname, t.typname),
+               CASE t.typtype
+                 WHEN 'e' THEN 'enum=' || (SELECT string_agg(quote_literal(e.enumlabel), ','
+                                            ORDER BY e.enumsortorder)
+                                           FROM pg_enum e WHERE e.enumtypid = t.oid)
+                 WHEN 'd' THEN concat_ws(' ', 'domain=' || format_type(t.typbasetype, t.typtypmod),
+                                CASE WHEN t.typnotnull THEN 'not-null' END,
+                                CASE WHEN t.typdefault IS NOT NULL THEN 'default=' || t.typdefault END)
+                 WHEN 'c' THEN 'composite'
+                 WHEN 'r' THEN 'range=' || (SELECT format_type(r.rngsubtype, NULL)
+                                            FROM pg_range r WHERE r.rngtypid = t.oid)
+                 ELSE 'kind=' || t.typtype::text END,
+               obj_description(t.oid, 'pg_type')
+        FROM pg_type t
+        JOIN pg_namespace n ON n.oid = t.typnamespace
+        LEFT JOIN pg_class c ON c.oid = t.typrelid
+        WHERE t.typtype IN ('e', 'd', 'c', 'r') AND (t.typtype <> 'c' OR c.relkind = 'c')
+          AND {_USER_NS} AND {_NOT_EXTENSION.format(oid="t.oid")}
+    """,
+    "function": f"""
+        SELECT format('%%I.%%I(%%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
+               CASE WHEN p.prokind = 'a' THEN 'aggregate returns '
+                         || format_type(p.prorettype, NULL)
+                    ELSE pg_get_functiondef(p.oid) END,
+               obj_description(p.oid, 'pg_proc')
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE {_USER_NS} AND {_NOT_EXTENSION.format(oid="p.oid")}
+    """,
+    "trigger": f"""
+        SELECT format('%%I.%%I.%%I', n.nspname, c.relname, tg.tgname),
+               concat_ws(' ', pg_get_triggerdef(tg.oid),
+                 CASE WHEN tg.tgenabled <> 'O' THEN 'enabled=' || tg.tgenabled::text END),
+               obj_description(tg.oid, 'pg_trigger')
+        FROM pg_trigger tg
+        JOIN pg_class c ON c.oid = tg.tgrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE NOT tg.tgisinternal AND {_USER_NS} AND {_NOT_EXTENSION.format(oid="tg.oid")}
+    """,
+    "policy": f"""
+        SELECT format('%%I.%%I.%%I', n.nspname, c.relname, p.polname),
+               concat_ws(' ', 'cmd=' || p.polcmd::text,
+                 CASE WHEN NOT p.polpermissive THEN 'restrictive' END,
+                 'roles=' || (SELECT string_agg(CASE WHEN r = 0 THEN 'public'
+                              ELSE (SELECT rolname FROM pg_roles WHERE oid = r) END, ',' ORDER BY 1)
+                              FROM unnest(p.polroles) r),
+                 'using=' || pg_get_expr(p.polqual, p.polrelid),
+                 'check=' || pg_get_expr(p.polwithcheck, p.polrelid)),
+               obj_description(p.oid, 'pg_policy')
+        FROM pg_policy p
+        JOIN pg_class c ON c.oid = p.polrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE {_USER_NS}
+    """,
+    "rule": f"""
+        SELECT format('%%I.%%I.%%I', n.nspname, c.relname, r.rulename),
+               pg_get_ruledef(r.oid), obj_description(r.oid, 'pg_rewrite')
+        FROM pg_rewrite r
+        JOIN pg_class c ON c.oid = r.ev_class
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE r.rulename <> '_RETURN' AND {_USER_NS} AND {_NOT_EXTENSION.format(oid="r.oid")}
+    """,
+    "collation": f"""
+        SELECT format('%%I.%%I', n.nspname, co.collname),
+               concat_ws(' ', 'provider=' || co.collprovider::text, 'collate=' || co.collcollate,
+                         'ctype=' || co.collctype, CASE WHEN NOT co.collisdeterministic
+                         THEN 'nondeterministic' END),
+               obj_description(co.oid, 'pg_collation')
+        FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace
+        WHERE {_USER_NS} AND {_NOT_EXTENSION.format(oid="co.oid")}
+    """,
+}
+
+# Catalog each query's objects live in, for the extension-membership filter.
+_CATALOG = {
+    "schema": "pg_namespace", "extension": "pg_extension", "relation": "pg_class",
+    "column": "pg_class", "constraint": "pg_constraint", "index": "pg_class",
+    "sequence": "pg_class", "type": "pg_type", "function": "pg_proc", "trigger": "pg_trigger",
+    "policy": "pg_policy", "rule": "pg_rewrite", "collation": "pg_collation",
+}
+
+# Object kinds whose key starts with a table name (schema.table.…), for exclusions.
+_TABLE_SCOPED = {"relation", "column", "constraint", "index", "trigger", "policy", "rule"}
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    """What the fingerprint ignores: whole schemas, and tables (with everything on them)."""
+
+    schemas: tuple[str, ...] = ()
+    tables: tuple[str, ...] = ()
+
+    def skips_table(self, schema: str, table: str) -> bool:
+        """True when `schema.table` matches an excluded name (`table` or `schema.table`)."""
+        return table in self.tables or f"{schema}.{table}" in self.tables
+
+
+def describe(conn, exclusions: Exclusions = Exclusions()) -> Description:  # noqa: ANN001
+    """Read the canonical description of the schema behind a DB-API connection.
+
+    Works on psycopg2 connections and on SQLAlchemy connections (via their DB-API
+    connection). Reads only; leaves no transaction open.
+    """
+    raw = getattr(conn, "connection", conn)
+    raw = getattr(raw, "dbapi_connection", raw)
+    params_base = {"system": list(_SYSTEM_SCHEMAS), "skip_schemas": list(exclusions.schemas)}
+    result: Description = {}
+    with raw.cursor() as cur:
+        # pg_get_viewdef & co. print names relative to search_path; pin it so the text is stable.
+        cur.execute("SELECT current_setting('search_path')")
+        saved_path = cur.fetchone()[0]
+        cur.execute("SELECT set_config('search_path', 'pg_catalog', false)")
+        for kind, query in _QUERIES.items():
+            cur.execute(query, {**params_base, "class": _CATALOG[kind]})
+            for key, attributes, comment in cur.fetchall():
+                if key is None or _excluded(kind, key, exclusions):
+                    continue
+                value = attributes or ""
+                if comment is not None:
+                    value += f" comment={json.dumps(comment)}"
+                result[f"{kind} {key}"] = value.strip()
+        cur.execute("SELECT set_config('search_path', %s, false)", (saved_path,))
+    if not getattr(raw, "autocommit", True):
+        raw.rollback()
+    return result
+
+
+def _excluded(kind: str, key: str, exclusions: Exclusions) -> bool:
+    if not exclusions.tables:
+        return False
+    parts = split_key(key)
+    if kind in _TABLE_SCOPED:
+        if len(parts) >= 2 and exclusions.skips_table(parts[0], parts[1]):
+            return True
+    return False
+
+
+def split_key(key: str) -> list[str]:
+    """Split a `"schema"."table"…` object name back into plain names (quotes removed)."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
+    i = 0
+    while i < len(key):
+        ch = key[i]
+        if quoted:
+            if ch == '"' and key[i + 1 : i + 2] == '"':
+                current.append('"')
+                i += 1
+            elif ch == '"':
+                quoted = False
+            else:
+                current.append(ch)
+        elif ch == '"':
+            quoted = True
+        elif ch == ".":
+            parts.append("".join(current))
+            current = []
+        elif ch == "(":
+            break
+        else:
+            current.append(ch)
+        i += 1
+    parts.append("".join(current))
+    return parts
+
+
+def fingerprint(description: Mapping[str, str]) -> str:
+    """Return `sha256:<hex>` of a description; equal descriptions give equal fingerprints."""
+    canonical = json.dumps(sorted(description.items()), ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One object that differs between two descriptions."""
+
+    key: str
+    before: str | None
+    after: str | None
+
+    def __str__(self) -> str:
+        if self.before is None:
+            return f"+ {self.key}: {self.after}"
+        if self.after is None:
+            return f"- {self.key}: {self.before}"
+        return f"~ {self.key}: {self.before}  =>  {self.after}"
+
+
+def compare(before: Mapping[str, str], after: Mapping[str, str]) -> list[Difference]:
+    """List the objects that are missing, extra or different, sorted by key."""
+    keys: Iterable[str] = sorted(set(before) | set(after))
+    return [
+        Difference(k, before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)
+    ]

@@ -1,0 +1,370 @@
+"""`plan`: replay the reviewed plans, build the models, diff, prove, write the next plan file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+from sqlalchemy import Connection, create_engine
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
+
+from deploy import desired as desired_state
+from deploy import snapshot
+from deploy import target as target_db
+from deploy import urls
+from deploy.config import Config
+from deploy.differ import Diff, diff
+from deploy.errors import DeployError
+from deploy.fingerprint import Description, Difference, Exclusions, compare, describe, fingerprint
+from deploy.hazards import Hazard, classify
+from deploy.plans import (
+    Plan,
+    PlanGraph,
+    build_graph,
+    load_plans,
+    new_plan_path,
+    render_plan,
+    short,
+)
+from deploy.runner import StatementFailed, plan_steps, run_steps
+from deploy.scratch import ScratchServer, open_scratch
+
+Progress = Callable[[str], None]
+# migra sometimes needs a second pass (a dependency it orders late); more means it is stuck.
+_MAX_ROUNDS = 3
+
+
+def exclusions_for(config: Config) -> Exclusions:
+    """What fingerprints and diffs ignore: the tool's history schema and `exclude`d tables."""
+    return Exclusions(schemas=(config.history_schema,), tables=config.exclude)
+
+
+@dataclass
+class PlanResult:
+    """What `plan` found and did."""
+
+    status: str  # "up-to-date" | "written" | "pending"
+    sql: str = ""
+    plan_path: Path | None = None
+    from_fingerprint: str | None = None
+    to_fingerprint: str | None = None
+    hazards: list[Hazard] = field(default_factory=list)
+    snapshot_written: bool = False
+    target: str | None = None
+    target_on_chain: bool | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def connected(url: URL) -> Iterator[Connection]:
+    """A SQLAlchemy connection to a scratch database, closed (and disposed) afterwards."""
+    engine = create_engine(urls.sqlalchemy_url(url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def describe_url(url: URL, exclusions: Exclusions) -> Description:
+    """The canonical description of the database at `url` (one short connection)."""
+    conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
+    try:
+        return describe(conn, exclusions)
+    finally:
+        conn.close()
+
+
+def load_graph(config: Config) -> PlanGraph:
+    """Parse the plans and order them; forks, orphans and stray roots are errors."""
+    graph = build_graph(load_plans(config.plans_dir))
+    problems = graph.problems()
+    if problems:
+        raise DeployError(" ".join(problems))
+    return graph
+
+
+def replay(
+    server: ScratchServer,
+    dbname: str,
+    chain: list[Plan],
+    exclusions: Exclusions,
+    progress: Progress,
+) -> tuple[URL, Description, list[str]]:
+    """Create `dbname` and run the chain in it, checking each plan's `from` and `to`.
+
+    Returns the database URL, its final description, and one message per plan that does
+    not land on its `to` (replay stops at the first one).
+    """
+    url = server.create_database(dbname)
+    current = describe_url(url, exclusions)
+    failures: list[str] = []
+    for number, plan in enumerate(chain, start=1):
+        progress(f"replaying plan {number}/{len(chain)}: {plan.filename}")
+        before = fingerprint(current)
+        if before != plan.from_fingerprint:
+            failures.append(
+                f"{plan.filename}: expects to start from {short(plan.from_fingerprint)} but the "
+                f"schema before it is {short(before)}. Delete or fix the plan, then run "
+                "`invoke check`."
+            )
+            break
+        conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
+        try:
+            run_steps(conn, plan_steps(plan.body, plan.filename), filename=plan.filename)
+        except StatementFailed as exc:
+            failures.append(exc.message)
+            break
+        finally:
+            conn.close()
+        current = describe_url(url, exclusions)
+        after = fingerprint(current)
+        if after != plan.to_fingerprint:
+            failures.append(
+                f"{plan.filename} does not land on its 'to' ({short(plan.to_fingerprint)}); it "
+                f"produces {short(after)}. If the SQL was edited on purpose, run `invoke plan` to "
+                "write a follow-up plan, or restore the file from version control."
+            )
+            break
+    return url, current, failures
+
+
+def format_differences(differences: list[Difference], limit: int = 30) -> str:
+    """One line per differing object, at most `limit` lines."""
+    lines = [str(d) for d in differences[:limit]]
+    if len(differences) > limit:
+        lines.append(f"… and {len(differences) - limit} more")
+    return "\n".join(lines)
+
+
+def make_plan(
+    config: Config,
+    *,
+    name: str | None = None,
+    scratch: str | None = None,
+    check: bool = False,
+    target: str | None = None,
+    sql_file: Path | None = None,
+    progress: Progress = lambda _msg: None,
+) -> PlanResult:
+    """Compute the next plan; write it (and the snapshot) unless `check` or `target` is given.
+
+    With `target`, the live database at that URL is compared read-only with the models.
+    Never writes a plan that does not land exactly on the models' fingerprint.
+    """
+    exclusions = exclusions_for(config)
+    graph = load_graph(config)
+    desired = desired_state.load_desired(config)
+    if target is not None:
+        return _preview_target(config, graph, desired, target, scratch, exclusions, progress)
+
+    with open_scratch(
+        scratch or config.scratch, config.postgres, image=config.docker_image, progress=progress
+    ) as server:
+        empty_url = server.create_database("empty")
+        progress("building the desired schema from the models")
+        desired_url = server.create_database("desired")
+        desired_state.build(desired, desired_url)
+        desired_desc = describe_url(desired_url, exclusions)
+        desired_fp = fingerprint(desired_desc)
+
+        base_url, base_desc, failures = replay(server, "base", graph.chain, exclusions, progress)
+        if failures:
+            raise DeployError(
+                "The existing plans do not replay cleanly, so no new plan can be computed on top "
+                "of them: " + " ".join(failures) + " Run `invoke check` for the full report."
+            )
+        base_fp = fingerprint(base_desc)
+        with connected(empty_url) as empty_conn, connected(desired_url) as desired_conn:
+            full_ddl = diff(empty_conn, desired_conn, exclusions).sql
+        stale = snapshot.stale_files(config, full_ddl, desired_desc)
+
+        if base_fp == desired_fp and sql_file is None:
+            result = PlanResult("up-to-date", from_fingerprint=base_fp, to_fingerprint=desired_fp)
+            if stale and not check:
+                snapshot.write(stale)
+                result.snapshot_written = True
+            return result
+
+        if sql_file is not None:
+            body = _read_sql_file(sql_file)
+            progress(f"verifying {sql_file} against the models")
+            residual = prove(server, body, desired_desc, exclusions, str(sql_file))
+            if residual:
+                raise DeployError(
+                    f"{sql_file} does not take the schema to the models; the plan was not "
+                    "written. Add SQL for the differences below and run the same command again.",
+                    exit_code=1,
+                    details=format_differences(residual),
+                )
+        else:
+            progress("diffing the replayed plans against the models")
+            with connected(base_url) as base_conn, connected(desired_url) as desired_conn:
+                first = diff(base_conn, desired_conn, exclusions)
+            body = converge(server, first, desired_url, desired_desc, exclusions, progress)
+
+        hazards = classify(body)
+        result = PlanResult(
+            "pending" if check else "written",
+            sql=body,
+            from_fingerprint=base_fp,
+            to_fingerprint=desired_fp,
+            hazards=hazards,
+        )
+        if check:
+            return result
+        plan_name = name or "schema change"
+        path = new_plan_path(config.plans_dir, plan_name)
+        header_body = render_plan(plan_name, base_fp, desired_fp, config.postgres, hazards, body)
+        config.plans_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(header_body, encoding="utf-8")
+        snapshot.write(stale)
+        result.plan_path = path
+        result.snapshot_written = bool(stale)
+        result.hazards = classify(path.read_text(encoding="utf-8"))
+        return result
+
+
+def converge(
+    server: ScratchServer,
+    first: Diff,
+    desired_url: URL,
+    desired_desc: Description,
+    exclusions: Exclusions,
+    progress: Progress,
+) -> str:
+    """Prove the diff on a copy of the base; add follow-up passes; refuse if it never lands."""
+    if first.unexpressed:
+        raise _not_converging(first.unexpressed, first.sql)
+    statements = list(first.statements)
+    proof_url = server.create_database("proof", template="base")
+    for round_number in range(1, _MAX_ROUNDS + 1):
+        progress(f"proving the plan on a copy of the replayed schema (pass {round_number})")
+        sql = _join(statements)
+        residual = _apply_and_compare(proof_url, sql, desired_desc, exclusions)
+        if not residual:
+            return sql
+        # Run the follow-up on a fresh copy: the proof database now holds the partial result.
+        with connected(proof_url) as proof_conn, connected(desired_url) as desired_conn:
+            follow_up = diff(proof_conn, desired_conn, exclusions)
+        server.drop_database("proof")
+        proof_url = server.create_database("proof", template="base")
+        if not follow_up.statements:
+            raise _not_converging(residual, sql)
+        statements += follow_up.statements
+    raise _not_converging(residual, _join(statements))
+
+
+def prove(
+    server: ScratchServer, body: str, desired_desc: Description, exclusions: Exclusions, name: str
+) -> list[Difference]:
+    """Apply `body` to a copy of the base; return what still differs from the models."""
+    proof_url = server.create_database("proof_file", template="base")
+    try:
+        return _apply_and_compare(proof_url, body, desired_desc, exclusions, name)
+    finally:
+        server.drop_database("proof_file")
+
+
+def _apply_and_compare(
+    url: URL, sql: str, desired_desc: Description, exclusions: Exclusions, name: str = "plan"
+) -> list[Difference]:
+    conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
+    try:
+        run_steps(conn, plan_steps(sql, name), filename=name)
+    except StatementFailed as exc:
+        raise DeployError(
+            f"The generated SQL fails on a copy of the replayed schema, so no plan was written: "
+            f"{exc.message} This is a limitation of the differ; write the SQL by hand and pass "
+            "it with --sql-file to have it verified and saved as the plan.",
+            details=sql,
+        ) from None
+    finally:
+        conn.close()
+    return compare(describe_url(url, exclusions), desired_desc)
+
+
+def _not_converging(residual: list[Difference], sql: str) -> DeployError:
+    return DeployError(
+        "The generated SQL does not reach the models exactly, so no plan was written (the differ "
+        "has blind spots: comments on recreated objects, sequence and identity options, domains, "
+        "composite types, partition indexes, FORCE ROW LEVEL SECURITY, …). Save the SQL below to "
+        "a file, add statements for the remaining differences, and run `invoke plan --name "
+        "\"…\" --sql-file FILE`: it is verified against the models before it is written.",
+        details="Remaining differences (- replayed plans, + models):\n"
+        + format_differences(residual)
+        + "\n\nGenerated SQL so far:\n"
+        + sql,
+    )
+
+
+def _join(statements: list[str]) -> str:
+    return "\n\n".join(statements) + "\n"
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def _read_sql_file(path: Path) -> str:
+    text = _read(path)
+    if text is None:
+        raise DeployError(f"Cannot read --sql-file {path}: check the path.")
+    if not text.strip():
+        raise DeployError(f"--sql-file {path} is empty: write the SQL of the change into it.")
+    return text
+
+
+def _preview_target(
+    config: Config,
+    graph: PlanGraph,
+    desired: desired_state.DesiredSchema,
+    target: str,
+    scratch: str | None,
+    exclusions: Exclusions,
+    progress: Progress,
+) -> PlanResult:
+    url = urls.parse_url(target)
+    conn = target_db.connect(url, wait=10, read_only=True, progress=progress)
+    try:
+        major = target_db.server_major(conn)
+        live_fp = fingerprint(describe(conn, exclusions))
+    finally:
+        conn.close()
+    result = PlanResult("up-to-date", target=urls.describe(url), from_fingerprint=live_fp)
+    if major != config.postgres:
+        result.notes.append(
+            f"The target runs PostgreSQL {major} but [tool.deploy] postgres is "
+            f"{config.postgres}; the preview uses a PostgreSQL {major} scratch server."
+        )
+    with open_scratch(
+        scratch or config.scratch, major, image=config.docker_image, progress=progress
+    ) as server:
+        progress("building the desired schema from the models")
+        desired_url = server.create_database("desired")
+        desired_state.build(desired, desired_url)
+        desired_fp = fingerprint(describe_url(desired_url, exclusions))
+        engine = target_db.sqlalchemy_engine(url, read_only=True)
+        try:
+            with engine.connect() as live, connected(desired_url) as desired_conn:
+                change = diff(live, desired_conn, exclusions)
+        finally:
+            engine.dispose()
+    result.to_fingerprint = desired_fp
+    result.target_on_chain = graph.known(live_fp)
+    if not change.empty:
+        result.status = "pending"
+        result.sql = change.sql
+        if change.unexpressed:
+            result.notes.append(
+                "Differences with no generated SQL:\n" + format_differences(change.unexpressed)
+            )
+        result.hazards = classify(change.sql) if change.sql else []
+    return result

@@ -1,0 +1,311 @@
+"""Plan files (reviewed SQL with a fingerprint header) and the graph they form.
+
+A plan file is plain SQL whose leading `--` comment lines are its header:
+
+    -- plan: add deck tags
+    -- from: sha256:<64 hex>
+    -- to:   sha256:<64 hex>
+    -- postgres: 15
+    -- hazard: DELETES_DATA drop column "public"."users"."legacy_score"
+    -- approve: DELETES_DATA drop column "public"."users"."legacy_score" -- backfilled into xp
+
+Plans are linked by fingerprints, not by file names: the first starts from the empty
+schema, each next one from the previous one's `to`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from deploy.errors import DeployError
+from deploy.hazards import Approval, Hazard
+
+_FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
+_HEADER_KEY = re.compile(r"^--\s*(plan|from|to|postgres|hazard|approve)\s*:\s?(.*)$")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One plan file, parsed."""
+
+    path: Path
+    name: str
+    from_fingerprint: str
+    to_fingerprint: str
+    postgres: int
+    hazards: tuple[str, ...]
+    approvals: tuple[Approval, ...]
+    text: str
+    header_lines: int
+
+    @property
+    def filename(self) -> str:
+        """The file's name, which is how history and messages refer to the plan."""
+        return self.path.name
+
+    @property
+    def body(self) -> str:
+        """The SQL after the header, with the header's lines blanked so line numbers hold."""
+        lines = self.text.split("\n")
+        return "\n" * self.header_lines + "\n".join(lines[self.header_lines :])
+
+    @property
+    def sha256(self) -> str:
+        """sha256 of the whole file as it is on disk; recorded when applied."""
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+def parse_plan(path: Path) -> Plan:
+    """Read and check a plan file; raise DeployError naming the file and line when damaged."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DeployError(f"Cannot read plan file {path}: {exc}.") from None
+    values: dict[str, str] = {}
+    hazards: list[str] = []
+    approvals: list[Approval] = []
+    header_lines = 0
+    lines = text.split("\n")
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line.startswith("--"):
+            if line:
+                break
+            header_lines = number
+            continue
+        header_lines = number
+        match = _HEADER_KEY.match(line)
+        if not match:
+            continue  # a free comment in the header is allowed
+        key, value = match.group(1), match.group(2).strip()
+        if key == "hazard":
+            hazards.append(value)
+        elif key == "approve":
+            text_part, _, reason = value.partition(" -- ")
+            approvals.append(Approval(text_part.strip(), reason.strip() or None, number))
+        elif key in values:
+            _damaged(path, number, f"'{key}:' appears twice")
+        else:
+            values[key] = value
+    for key in ("from", "to", "postgres"):
+        if key not in values:
+            _damaged(path, None, f"the '-- {key}:' line is missing")
+    for key in ("from", "to"):
+        if not _FINGERPRINT.match(values[key]):
+            _damaged(
+                path, _line_of(lines, key), f"'{key}:' must be sha256: and 64 hex digits, "
+                f"found {values[key]!r}"
+            )
+    if not values["postgres"].isdigit():
+        _damaged(path, _line_of(lines, "postgres"), "'postgres:' must be a major version number")
+    return Plan(
+        path=path,
+        name=values.get("plan", path.stem),
+        from_fingerprint=values["from"],
+        to_fingerprint=values["to"],
+        postgres=int(values["postgres"]),
+        hazards=tuple(hazards),
+        approvals=tuple(approvals),
+        text=text,
+        header_lines=header_lines,
+    )
+
+
+def _line_of(lines: list[str], key: str) -> int | None:
+    for number, raw in enumerate(lines, start=1):
+        match = _HEADER_KEY.match(raw.strip())
+        if match and match.group(1) == key:
+            return number
+    return None
+
+
+def _damaged(path: Path, line: int | None, what: str) -> None:
+    where = f"{path}:{line}" if line else str(path)
+    raise DeployError(
+        f"Plan file {where} has a damaged header: {what}. Restore the header from version "
+        "control (git diff shows what changed), or delete the file and run `invoke plan` again."
+    )
+
+
+def load_plans(plans_dir: Path) -> list[Plan]:
+    """Parse every `*.sql` in the plans directory (an absent directory means no plans yet)."""
+    if not plans_dir.exists():
+        return []
+    if not plans_dir.is_dir():
+        raise DeployError(f"The plans path {plans_dir} is not a directory.")
+    return [parse_plan(p) for p in sorted(plans_dir.glob("*.sql"))]
+
+
+def require_plans_dir(plans_dir: Path) -> None:
+    """Raise a clear error when the plans directory is missing (apply can't do without it)."""
+    if not plans_dir.is_dir():
+        raise DeployError(
+            f"The plans directory {plans_dir} does not exist. Run from the project root (or set "
+            "[tool.deploy] plans), and make sure the plan files are part of the deployed image."
+        )
+
+
+@dataclass
+class PlanGraph:
+    """Plans keyed by fingerprint: the chain from the empty schema to the head."""
+
+    plans: list[Plan]
+    chain: list[Plan] = field(default_factory=list)
+    forks: list[tuple[str, list[Plan]]] = field(default_factory=list)
+    orphans: list[Plan] = field(default_factory=list)
+    roots: list[Plan] = field(default_factory=list)
+
+    @property
+    def head(self) -> str | None:
+        """Fingerprint at the end of the chain, or None when there are no plans."""
+        return self.chain[-1].to_fingerprint if self.chain else None
+
+    @property
+    def start(self) -> str | None:
+        """Fingerprint the first plan starts from (the empty schema)."""
+        return self.chain[0].from_fingerprint if self.chain else None
+
+    def problems(self) -> list[str]:
+        """Forks, orphans and extra roots, each as one sentence that says what to do."""
+        out = []
+        for fingerprint, plans in self.forks:
+            names = ", ".join(p.filename for p in plans)
+            out.append(
+                f"Fork: {len(plans)} plans start from the same schema ({short(fingerprint)}): "
+                f"{names}. Two branches each added a plan. Keep the one that landed first on "
+                "main, delete the other(s), then run `invoke plan` to regenerate the change "
+                "on top of it."
+            )
+        if len(self.roots) > 1:
+            names = ", ".join(p.filename for p in self.roots)
+            out.append(
+                f"Several plans start from a schema no other plan leads to: {names}. Only the "
+                "first plan may start from the empty schema; delete the stray plan(s) and run "
+                "`invoke plan` again."
+            )
+        for plan in self.orphans:
+            out.append(
+                f"Orphan: {plan.filename} starts from {short(plan.from_fingerprint)}, which no "
+                "plan in the chain reaches. Delete it and run `invoke plan` to regenerate it."
+            )
+        return out
+
+    def path(self, fingerprint: str) -> list[Plan] | None:
+        """Plans that take a database at `fingerprint` to the head, in order (shortest path).
+
+        [] when it is at the head; None when `fingerprint` is not on the chain (drift).
+        """
+        if self.head is None:
+            return None
+        if fingerprint == self.head:
+            return []
+        edges: dict[str, list[Plan]] = {}
+        for plan in self.chain:
+            edges.setdefault(plan.from_fingerprint, []).append(plan)
+        queue: deque[tuple[str, list[Plan]]] = deque([(fingerprint, [])])
+        seen = {fingerprint}
+        while queue:
+            node, route = queue.popleft()
+            for plan in edges.get(node, []):
+                if plan.to_fingerprint == self.head:
+                    return [*route, plan]
+                if plan.to_fingerprint not in seen:
+                    seen.add(plan.to_fingerprint)
+                    queue.append((plan.to_fingerprint, [*route, plan]))
+        return None
+
+    def known(self, fingerprint: str) -> bool:
+        """True when some plan in the chain starts or ends at `fingerprint`."""
+        return any(fingerprint in (p.from_fingerprint, p.to_fingerprint) for p in self.chain)
+
+
+def build_graph(plans: Iterable[Plan]) -> PlanGraph:
+    """Order plans into the chain from the empty schema; collect forks and orphans."""
+    plans = list(plans)
+    graph = PlanGraph(plans)
+    targets = {p.to_fingerprint for p in plans}
+    graph.roots = [p for p in plans if p.from_fingerprint not in targets]
+    outgoing: dict[str, list[Plan]] = {}
+    for plan in plans:
+        outgoing.setdefault(plan.from_fingerprint, []).append(plan)
+    graph.forks = [(fp, ps) for fp, ps in sorted(outgoing.items()) if len(ps) > 1]
+    if not plans:
+        return graph
+    # Start from the single root; a chain that returns to an earlier schema (add, then drop)
+    # is fine: walk each plan once, always taking the one unused plan leaving the node.
+    if len(graph.roots) == 1:
+        node = graph.roots[0].from_fingerprint
+    else:
+        node = sorted(plans, key=lambda p: p.filename)[0].from_fingerprint
+    used: set[Path] = set()
+    while True:
+        unused = [p for p in outgoing.get(node, []) if p.path not in used]
+        if len(unused) != 1:
+            break
+        plan = unused[0]
+        used.add(plan.path)
+        graph.chain.append(plan)
+        node = plan.to_fingerprint
+    graph.orphans = [
+        p for p in plans if p.path not in used and not any(p in ps for _, ps in graph.forks)
+        and p not in graph.roots[1:]
+    ]
+    return graph
+
+
+def short(fingerprint: str | None) -> str:
+    """First 12 hex digits of a fingerprint, for messages."""
+    if not fingerprint:
+        return "(none)"
+    return fingerprint.removeprefix("sha256:")[:12]
+
+
+def slugify(name: str) -> str:
+    """File-name-safe form of a plan name: 'Add deck tags!' -> 'add_deck_tags'."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
+    return slug[:60] or "change"
+
+
+def render_plan(
+    name: str,
+    from_fingerprint: str,
+    to_fingerprint: str,
+    postgres: int,
+    hazards: Iterable[Hazard],
+    body: str,
+) -> str:
+    """The text of a new plan file: header, then the SQL."""
+    header = [
+        f"-- plan: {' '.join(name.split())}",
+        f"-- from: {from_fingerprint}",
+        f"-- to:   {to_fingerprint}",
+        f"-- postgres: {postgres}",
+    ]
+    hazard_list = list(hazards)
+    for hazard in hazard_list:
+        header.append(f"-- hazard: {hazard.text}")
+    if hazard_list:
+        header.append(
+            "-- To approve a hazard, copy its line below, change 'hazard' to 'approve' and add "
+            "' -- <reason>'."
+        )
+    return "\n".join(header) + "\n\n" + body.strip() + "\n"
+
+
+def new_plan_path(plans_dir: Path, name: str, now: datetime | None = None) -> Path:
+    """`<plans>/<UTC yyyymmddThhmmssZ>_<slug>.sql`, never overwriting an existing file."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    path = plans_dir / f"{stamp}_{slugify(name)}.sql"
+    counter = 2
+    while path.exists():
+        path = plans_dir / f"{stamp}_{slugify(name)}_{counter}.sql"
+        counter += 1
+    return path

@@ -1,0 +1,81 @@
+"""Output: human text (colour only on a TTY), versioned JSON, GitHub step summaries.
+
+Progress goes to stderr so that `--format json` keeps stdout machine-readable.
+Everything printed passes through `urls.mask`: no password ever reaches a log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, TextIO
+
+from deploy import urls
+from deploy.errors import DeployError
+
+JSON_VERSION = 1
+FORMATS = ("text", "json")
+
+_COLOURS = {"red": "31", "green": "32", "yellow": "33", "bold": "1", "dim": "2"}
+
+
+class Output:
+    """Where a task writes: text or JSON on stdout, progress on stderr."""
+
+    def __init__(self, fmt: str = "text", out: TextIO | None = None, err: TextIO | None = None):
+        if fmt not in FORMATS:
+            raise DeployError(f"Unknown --format {fmt!r}: use one of {', '.join(FORMATS)}.")
+        self.format = fmt
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self._started = time.monotonic()
+
+    def colour(self, text: str, name: str) -> str:
+        """`text` in colour `name` when stdout is a terminal (and NO_COLOR is unset)."""
+        if not _is_tty(self.out) or os.environ.get("NO_COLOR"):
+            return text
+        return f"\033[{_COLOURS[name]}m{text}\033[0m"
+
+    def progress(self, message: str) -> None:
+        """One progress line on stderr, with the seconds since the task started."""
+        elapsed = time.monotonic() - self._started
+        print(f"[{elapsed:5.1f}s] {urls.mask(message)}", file=self.err, flush=True)
+
+    def text(self, message: str = "") -> None:
+        """A line of human text on stdout (text format only)."""
+        if self.format == "text":
+            print(urls.mask(message), file=self.out, flush=True)
+
+    def json(self, command: str, payload: dict[str, Any]) -> None:
+        """The task's one JSON document on stdout (json format only)."""
+        if self.format == "json":
+            document = {"version": JSON_VERSION, "command": command, **payload}
+            print(urls.mask(json.dumps(document, indent=2, default=str)), file=self.out, flush=True)
+
+    def error(self, command: str, exc: DeployError) -> None:
+        """Report a DeployError: a paragraph on stderr (and a JSON document in json mode)."""
+        message = urls.mask(exc.message)
+        label = self.colour("error:", "red") if _is_tty(self.err) else "error:"
+        print(f"{label} {message}", file=self.err, flush=True)
+        if exc.details:
+            print(urls.mask(exc.details.rstrip()), file=self.err, flush=True)
+        self.json(
+            command,
+            {"status": "error", "exit_code": exc.exit_code, "error": message,
+             "details": urls.mask(exc.details)},
+        )
+
+
+def append_step_summary(markdown: str) -> None:
+    """Append Markdown to $GITHUB_STEP_SUMMARY when it is set (GitHub shows it on the run)."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(urls.mask(markdown).rstrip("\n") + "\n\n")
+
+
+def _is_tty(stream: TextIO) -> bool:
+    return hasattr(stream, "isatty") and stream.isatty()

@@ -1,0 +1,404 @@
+"""Throwaway PostgreSQL servers for building and comparing schemas.
+
+One scratch server per command, many databases inside it. Three providers share one
+interface: `local` (initdb + pg_ctl in a temp dir, unix socket only), `docker`
+(testcontainers) and `url` (an existing server where we may CREATE/DROP DATABASE).
+Nothing here ever touches a target database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg2
+from psycopg2 import sql as pgsql
+from sqlalchemy.engine import URL
+
+from deploy import urls
+from deploy.errors import DeployError
+
+PROVIDERS = ("auto", "local", "docker", "url")
+# Scratch servers hold whole schemas in one transaction; the default of 64 fails near 2000 tables.
+_SERVER_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_locks_per_transaction": "1024",
+}
+
+
+class ScratchServer:
+    """A PostgreSQL server we own: create databases, hand out URLs, clean up on close."""
+
+    kind = "scratch"
+
+    def __init__(self, base_url: URL) -> None:
+        self._base = base_url
+        self._created: list[str] = []
+        self._prefix = f"scratch_{secrets.token_hex(3)}_"
+        self.major = 0
+
+    def url(self, dbname: str) -> URL:
+        """Return the SQLAlchemy URL (psycopg2 driver) of database `dbname` on this server."""
+        return self._base.set(database=dbname)
+
+    def create_database(self, name: str, template: str | None = None) -> URL:
+        """Create a fresh database (optionally copied from `template`) and return its URL."""
+        dbname = self._prefix + name
+        statement = pgsql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            pgsql.Identifier(dbname),
+            pgsql.Identifier(self._prefix + template if template else "template0"),
+        )
+        self._admin(statement)
+        self._created.append(dbname)
+        return self.url(dbname)
+
+    def drop_database(self, name: str) -> None:
+        """Drop a database made by create_database; missing is fine."""
+        dbname = name if name.startswith(self._prefix) else self._prefix + name
+        self._admin(
+            pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(dbname))
+        )
+        if dbname in self._created:
+            self._created.remove(dbname)
+
+    def close(self) -> None:
+        """Drop every database this server made (subclasses also stop the server)."""
+        for dbname in list(self._created):
+            with contextlib.suppress(psycopg2.Error):
+                self.drop_database(dbname)
+
+    def _admin(self, statement: pgsql.Composable | str) -> None:
+        conn = psycopg2.connect(**urls.psycopg2_dsn(self._base))
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(statement)
+        finally:
+            conn.close()
+
+    def _read_major(self) -> int:
+        conn = psycopg2.connect(**urls.psycopg2_dsn(self._base))
+        try:
+            return conn.server_version // 10000
+        finally:
+            conn.close()
+
+    def __enter__(self) -> ScratchServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def find_local_binaries(major: int) -> Path | None:
+    """Return the bin directory of PostgreSQL `major` server binaries, or None."""
+    candidates = [
+        os.environ.get("DEPLOY_PG_BINDIR", ""),
+        f"/usr/lib/postgresql/{major}/bin",
+        f"/usr/pgsql-{major}/bin",
+        f"/opt/homebrew/opt/postgresql@{major}/bin",
+        f"/usr/local/opt/postgresql@{major}/bin",
+    ]
+    on_path = shutil.which("initdb")
+    if on_path:
+        candidates.append(str(Path(on_path).resolve().parent))
+    for candidate in candidates:
+        if not candidate:
+            continue
+        initdb = Path(candidate) / "initdb"
+        if initdb.is_file() and _binary_major(initdb) == major:
+            return Path(candidate)
+    return None
+
+
+def _binary_major(initdb: Path) -> int | None:
+    try:
+        out = subprocess.run(
+            [str(initdb), "--version"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except OSError:
+        return None
+    # "initdb (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    for word in out.split():
+        head = word.split(".")[0]
+        if head.isdigit():
+            return int(head)
+    return None
+
+
+class LocalServer(ScratchServer):
+    """initdb + pg_ctl in a temporary directory; unix socket only, fsync off."""
+
+    kind = "local"
+
+    def __init__(self, major: int, progress: Callable[[str], None] | None = None) -> None:
+        bindir = find_local_binaries(major)
+        if bindir is None:
+            raise DeployError(
+                f"No PostgreSQL {major} server binaries (initdb, pg_ctl) were found for the local "
+                f"scratch server. Install them (Debian/Ubuntu: apt-get install postgresql-{major}; "
+                f"macOS: brew install postgresql@{major}), set DEPLOY_PG_BINDIR to their bin "
+                "directory, or use --scratch docker or --scratch url."
+            )
+        self._bindir = bindir
+        self._user = _unprivileged_user()
+        self._dir = Path(tempfile.mkdtemp(prefix=f"deploy-pg{major}-"))
+        self._data = self._dir / "data"
+        started = time.monotonic()
+        try:
+            if self._user:
+                os.chown(self._dir, self._user.pw_uid, self._user.pw_gid)
+            self._init_data_dir()
+            self._start()
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
+        base = URL.create(
+            "postgresql+psycopg2",
+            username="postgres",
+            database="postgres",
+            query={"host": str(self._dir), "port": "5432"},
+        )
+        super().__init__(base)
+        self.major = major
+        if progress:
+            progress(f"local PostgreSQL {major} ready in {time.monotonic() - started:.1f}s")
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(self._bindir / args[0]), *args[1:]]
+        if self._user:
+            command = ["runuser", "-u", self._user.pw_name, "--", *command]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    def _init_data_dir(self) -> None:
+        # A cached, already-initdb'd data dir copies in ~0.1 s where initdb takes ~0.6 s.
+        cache = _template_cache_dir(self._bindir)
+        if cache is not None and (cache / "PG_VERSION").is_file():
+            result = subprocess.run(["cp", "-a", str(cache), str(self._data)], capture_output=True)
+            if result.returncode == 0:
+                return
+            shutil.rmtree(self._data, ignore_errors=True)
+        result = self._run(
+            "initdb", "-D", str(self._data), "-U", "postgres", "--auth=trust", "--no-sync",
+            "-E", "UTF8", "--locale=C",
+        )
+        if result.returncode != 0:
+            raise DeployError(
+                "initdb failed while creating the local scratch PostgreSQL server: "
+                f"{result.stderr.strip() or result.stdout.strip()}. Check that the disk has room "
+                "and that the server binaries are complete, or use --scratch docker."
+            )
+        if cache is not None:
+            _fill_template_cache(self._data, cache)
+
+    def _start(self) -> None:
+        options = " ".join(f"-c {k}={v}" for k, v in _SERVER_SETTINGS.items())
+        options += f" -c listen_addresses='' -k {self._dir} -p 5432"
+        result = self._run(
+            "pg_ctl", "-D", str(self._data), "-l", str(self._dir / "server.log"),
+            "-o", options, "-w", "-t", "60", "start",
+        )
+        if result.returncode != 0:
+            log = (self._dir / "server.log").read_text(errors="replace")[-800:]
+            raise DeployError(
+                "The local scratch PostgreSQL server did not start: "
+                f"{result.stderr.strip() or result.stdout.strip()} {log.strip()}"
+            )
+
+    def close(self) -> None:
+        """Stop the server and delete its directory."""
+        try:
+            self._run("pg_ctl", "-D", str(self._data), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _unprivileged_user() -> pwd.struct_passwd | None:
+    """initdb refuses to run as root: borrow the `postgres` (or `nobody`) account then."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    raise DeployError(
+        "The local scratch server cannot run as root and no 'postgres' or 'nobody' user exists. "
+        "Create one (useradd --system postgres) or run as a normal user."
+    )
+
+
+def _template_cache_dir(bindir: Path) -> Path | None:
+    if os.environ.get("DEPLOY_NO_INITDB_CACHE"):
+        return None
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "schema-deploy"
+    version = _binary_major(bindir / "initdb")
+    return root / f"initdb-{version}-{os.geteuid()}"
+
+
+def _fill_template_cache(data: Path, cache: Path) -> None:
+    """Keep a pristine copy of a fresh data dir for the next run; failures only cost speed."""
+    with contextlib.suppress(OSError):
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=cache.parent))
+        target = staging / "data"
+        if subprocess.run(["cp", "-a", str(data), str(target)]).returncode == 0:
+            with contextlib.suppress(OSError):
+                target.rename(cache)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+class DockerServer(ScratchServer):
+    """A PostgreSQL container started with testcontainers; image tag follows the major version."""
+
+    kind = "docker"
+
+    def __init__(
+        self, major: int, image: str = "postgres:{major}", progress: Callable[[str], None] | None = None
+    ) -> None:
+        started = time.monotonic()
+        self._container = _start_container(image.format(major=major))
+        host = self._container.get_container_host_ip()
+        port = int(self._container.get_exposed_port(5432))
+        base = URL.create(
+            "postgresql+psycopg2", username="postgres", password=self._container.password,
+            host=host, port=port, database="postgres",
+        )
+        super().__init__(base)
+        self.major = self._read_major()
+        if progress:
+            progress(f"docker PostgreSQL {self.major} ready in {time.monotonic() - started:.1f}s")
+        if self.major != major:
+            self.close()
+            raise DeployError(
+                f"The docker image {image.format(major=major)!r} runs PostgreSQL {self.major}, "
+                f"but PostgreSQL {major} is required. Set docker_image in [tool.deploy] to an "
+                "image of that version."
+            )
+
+    def close(self) -> None:
+        """Stop and remove the container."""
+        with contextlib.suppress(Exception):
+            self._container.stop()
+
+
+def _start_container(image: str):  # noqa: ANN202 - testcontainers has no public type to name
+    try:
+        from testcontainers.postgres import PostgresContainer
+    except ImportError as exc:  # pragma: no cover - installed with the package
+        raise DeployError(f"testcontainers is not installed ({exc}).") from None
+    password = secrets.token_urlsafe(12)
+    try:
+        container = PostgresContainer(
+            image, username="postgres", password=password, dbname="postgres", driver=None
+        )
+        container.with_command(
+            "postgres " + " ".join(f"-c {k}={v}" for k, v in _SERVER_SETTINGS.items())
+        )
+        container.start()
+    except Exception as exc:  # docker raises many unrelated types
+        raise DeployError(
+            f"Could not start a PostgreSQL container from image {image!r} "
+            f"({type(exc).__name__}: {urls.mask(exc)}). Check that a Docker-compatible daemon "
+            "answers (DOCKER_HOST) and that the image can be pulled, or use --scratch local."
+        ) from None
+    return container
+
+
+def docker_available(timeout: float = 2.0) -> bool:
+    """True when a Docker-compatible daemon answers a ping within `timeout` seconds."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+class UrlServer(ScratchServer):
+    """An existing server (e.g. CI's `services: postgres`) where we may create and drop databases."""
+
+    kind = "url"
+
+    def __init__(self, url: str, major: int, progress: Callable[[str], None] | None = None) -> None:
+        base = urls.parse_url(url)
+        super().__init__(base)
+        try:
+            self.major = self._read_major()
+        except psycopg2.Error as exc:
+            raise DeployError(
+                f"Cannot connect to the scratch server {urls.describe(base)} "
+                f"({urls.mask(str(exc).strip())}). Check DEPLOY_SCRATCH_URL, or use --scratch local."
+            ) from None
+        if self.major != major:
+            raise DeployError(
+                f"The scratch server {urls.describe(base)} runs PostgreSQL {self.major}, but "
+                f"PostgreSQL {major} is required (the production version in [tool.deploy] postgres "
+                "or the target's). Point DEPLOY_SCRATCH_URL at a server of that version."
+            )
+        if progress:
+            progress(f"using scratch server {urls.describe(base)} (PostgreSQL {self.major})")
+
+
+@contextlib.contextmanager
+def open_scratch(
+    kind: str,
+    major: int,
+    *,
+    image: str = "postgres:{major}",
+    url: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Iterator[ScratchServer]:
+    """Start a scratch server of `kind` (auto|local|docker|url) running PostgreSQL `major`.
+
+    `auto` uses docker when a daemon answers, else local binaries, else says what to install.
+    The server and every database in it are gone when the block exits.
+    """
+    if kind not in PROVIDERS:
+        raise DeployError(
+            f"Unknown scratch provider {kind!r}. Use one of: {', '.join(PROVIDERS)}."
+        )
+    if kind == "auto":
+        if docker_available():
+            kind = "docker"
+        elif find_local_binaries(major) is not None:
+            kind = "local"
+        else:
+            raise DeployError(
+                f"No scratch PostgreSQL {major} is available: no Docker daemon answers and no "
+                f"local server binaries were found. Install PostgreSQL {major} "
+                f"(apt-get install postgresql-{major}), start Docker, or pass --scratch url with "
+                "DEPLOY_SCRATCH_URL set to a server where databases may be created."
+            )
+    if progress:
+        progress(f"starting scratch PostgreSQL {major} ({kind})")
+    server: ScratchServer
+    if kind == "local":
+        server = LocalServer(major, progress)
+    elif kind == "docker":
+        server = DockerServer(major, image, progress)
+    else:
+        scratch_url = url or os.environ.get("DEPLOY_SCRATCH_URL")
+        if not scratch_url:
+            raise DeployError(
+                "--scratch url needs a server: set DEPLOY_SCRATCH_URL to "
+                "postgresql://USER:PASSWORD@HOST:PORT/postgres for a server where the tool may "
+                "create and drop databases."
+            )
+        server = UrlServer(scratch_url, major, progress)
+    try:
+        yield server
+    finally:
+        server.close()

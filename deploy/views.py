@@ -1,0 +1,159 @@
+"""How each task's result is shown, and which exit code it maps to."""
+
+from __future__ import annotations
+
+from deploy import errors
+from deploy.applier import ApplyResult, StatusResult
+from deploy.config import Config
+from deploy.planner import PlanResult
+from deploy.plans import short
+from deploy.report import Output
+
+
+def _relative(config: Config, path: object) -> str:
+    try:
+        return str(path.relative_to(config.root))  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return str(path)
+
+
+def show_plan(out: Output, config: Config, result: PlanResult) -> int:
+    """Print a plan result; return the exit code (2 when changes are pending, else 0)."""
+    code = errors.PENDING if result.status == "pending" else errors.OK
+    hazards = [h.text for h in result.hazards]
+    out.json(
+        "plan",
+        {
+            "status": result.status,
+            "exit_code": code,
+            "from": result.from_fingerprint,
+            "to": result.to_fingerprint,
+            "plan_file": _relative(config, result.plan_path) if result.plan_path else None,
+            "snapshot_written": result.snapshot_written,
+            "target": result.target,
+            "target_on_chain": result.target_on_chain,
+            "hazards": hazards,
+            "sql": result.sql,
+            "notes": result.notes,
+        },
+    )
+    for note in result.notes:
+        out.text(out.colour("note: ", "yellow") + note)
+    where = f" for {result.target}" if result.target else ""
+    if result.status == "up-to-date":
+        out.text(out.colour(f"Nothing to do{where}: the schema already matches the models.", "green"))
+        if result.snapshot_written:
+            out.text(f"Updated {_relative(config, config.snapshot)}.")
+        return code
+    if result.target:
+        on_chain = "is" if result.target_on_chain else "is NOT"
+        out.text(
+            f"{result.target} ({short(result.from_fingerprint)}) {on_chain} a state of the plan "
+            "chain. SQL that takes it to the models:"
+        )
+    elif result.status == "pending":
+        out.text("A new plan is needed. It would contain:")
+    out.text("")
+    out.text(result.sql.rstrip())
+    out.text("")
+    for text in hazards:
+        out.text(out.colour("hazard: ", "red") + text)
+    if result.plan_path:
+        out.text(
+            out.colour(f"Wrote {_relative(config, result.plan_path)}", "green")
+            + f" ({short(result.from_fingerprint)} -> {short(result.to_fingerprint)})"
+            + f" and {_relative(config, config.snapshot)}."
+        )
+        if hazards:
+            out.text(
+                "Review the hazards: approve each with an '-- approve: <same text> -- <reason>' "
+                "line in the plan header, or `invoke check` and `invoke apply` will refuse it."
+            )
+    elif result.status == "pending" and not result.target:
+        out.text("Run `invoke plan --name \"<what changed>\"` to write it.")
+    return code
+
+
+
+
+def show_apply(out: Output, result: ApplyResult) -> int:
+    """Print an apply result (always exit 0: failures are raised as DeployError)."""
+    out.json(
+        "apply",
+        {
+            "status": result.status,
+            "exit_code": errors.OK,
+            "target": result.target,
+            "live_fingerprint": result.live_fingerprint,
+            "head": result.head,
+            "adopted": result.adopted,
+            "plans": [
+                {"file": p.filename, "from": p.from_fingerprint, "to": p.to_fingerprint,
+                 "seconds": round(p.seconds, 3), "statements": list(p.statements)}
+                for p in result.applied
+            ],
+        },
+    )
+    if result.status == "up-to-date":
+        out.text(out.colour(f"{result.target} is up to date", "green")
+                 + f" ({short(result.live_fingerprint)}).")
+    elif result.status == "dry-run":
+        if not result.applied:
+            out.text(f"Dry run: {result.target} is up to date; nothing would run.")
+        for plan in result.applied:
+            out.text(f"-- would apply {plan.filename} "
+                     f"({short(plan.from_fingerprint)} -> {short(plan.to_fingerprint)})")
+            for statement in plan.statements:
+                out.text(statement.rstrip() + ";")
+            out.text("")
+    else:
+        if result.adopted:
+            out.text(f"Adopted {result.target}: its schema matched a reviewed state.")
+        for plan in result.applied:
+            out.text(f"applied {plan.filename} in {plan.seconds:.2f}s")
+        out.text(out.colour(f"{result.target} is now at {short(result.head)}.", "green"))
+    return errors.OK
+
+
+def show_status(out: Output, result: StatusResult) -> int:
+    """Print a status result; exit 0 at head, 2 with pending plans, 4 on drift."""
+    code = {"head": errors.OK, "no-plans": errors.OK, "pending": errors.PENDING,
+            "drift": errors.DRIFT}[result.state]
+    out.json(
+        "status",
+        {
+            "state": result.state,
+            "exit_code": code,
+            "target": result.target,
+            "live_fingerprint": result.live_fingerprint,
+            "head": result.head,
+            "matches": result.matches,
+            "pending": result.pending,
+            "differences": result.differences,
+            "history": result.history,
+        },
+    )
+    out.text(f"target:   {result.target}")
+    out.text(f"live:     {result.live_fingerprint}")
+    out.text(f"head:     {result.head or '(no plans)'}")
+    if result.matches:
+        out.text(f"matches:  {result.matches}")
+    if result.state == "head":
+        out.text(out.colour("state:    at head", "green"))
+    elif result.state == "pending":
+        out.text(out.colour(f"state:    {len(result.pending)} plan(s) pending", "yellow"))
+        for name in result.pending:
+            out.text(f"  - {name}")
+    elif result.state == "drift":
+        out.text(out.colour("state:    DRIFT (matches no reviewed state)", "red"))
+        for line in result.differences[:40]:
+            out.text(f"  {line}")
+        out.text("Run `invoke plan --target <URL>` to see the SQL that takes it to the models.")
+    else:
+        out.text("state:    no plans yet")
+    if result.history:
+        out.text("history (newest first):")
+        for row in result.history:
+            out.text(f"  {row['started_at']}  {row['status']:<8} {row['plan']}  "
+                     f"by {row['db_user']} from {row['client_host']}")
+    return code

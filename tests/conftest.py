@@ -1,0 +1,100 @@
+"""Shared fixtures: one real local PostgreSQL per test session, and throwaway project copies."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from deploy import urls
+from deploy.scratch import LocalServer
+
+REPO = Path(__file__).resolve().parent.parent
+POSTGRES_MAJOR = 15
+
+
+class Databases:
+    """Databases on the session's local server, handed out as plain postgresql:// URLs."""
+
+    def __init__(self, server: LocalServer) -> None:
+        self.server = server
+        self._count = 0
+
+    def new(self, name: str = "db") -> str:
+        """Create an empty database and return its URL (unix socket, no password)."""
+        self._count += 1
+        url = self.server.create_database(f"{name}_{self._count}")
+        return urls.sqlalchemy_url(url).replace("postgresql+psycopg2://", "postgresql://", 1)
+
+    def execute(self, url: str, sql: str) -> None:
+        """Run SQL on a database in one transaction."""
+        conn = psycopg2.connect(**urls.psycopg2_dsn(url))
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            conn.close()
+
+    def query(self, url: str, sql: str, params: tuple = ()) -> list[tuple]:
+        """Rows of a query."""
+        conn = psycopg2.connect(**urls.psycopg2_dsn(url))
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[Databases]:
+    """A real PostgreSQL 15 started for the test session (local binaries, no Docker)."""
+    server = LocalServer(POSTGRES_MAJOR)
+    try:
+        yield Databases(server)
+    finally:
+        server.close()
+
+
+def copy_project(target: Path, with_plans: bool = True) -> Path:
+    """Copy pyproject.toml and schema/ into `target`; optionally without plans and snapshot."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "pyproject.toml", target / "pyproject.toml")
+    shutil.copytree(REPO / "schema", target / "schema",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    if not with_plans:
+        shutil.rmtree(target / "schema" / "plans")
+        (target / "schema" / "plans").mkdir()
+        for name in ("schema.sql", "schema.json"):
+            (target / "schema" / name).unlink(missing_ok=True)
+    return target
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the Cognition Curator project with its committed plans."""
+    return copy_project(tmp_path / "project")
+
+
+@pytest.fixture
+def empty_project(tmp_path: Path) -> Path:
+    """A copy of the project with no plans yet (the very first `plan` starts from empty)."""
+    return copy_project(tmp_path / "project", with_plans=False)
+
+
+def run_invoke(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run `invoke ARGS` as a user would, in `cwd`, with this repo's tasks.py."""
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    full_env.pop("DATABASE_URL", None) if env is None or "DATABASE_URL" not in env else None
+    command = [sys.executable, "-m", "invoke", "--search-root", str(REPO), *args]
+    return subprocess.run(
+        command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
