@@ -292,9 +292,13 @@ class DockerServer(ScratchServer):
 
 def _start_container(image: str):  # noqa: ANN202 - testcontainers has no public type to name
     try:
-        from testcontainers.postgres import PostgresContainer
-    except ImportError as exc:  # pragma: no cover - installed with the package
-        raise DeployError(f"testcontainers is not installed ({exc}).") from None
+        # 4.15 moved it to .community and warns on the old path; older releases only have that.
+        from testcontainers.community.postgres import PostgresContainer
+    except ImportError:
+        try:
+            from testcontainers.postgres import PostgresContainer
+        except ImportError as exc:  # pragma: no cover - installed with the package
+            raise DeployError(f"testcontainers is not installed ({exc}).") from None
     password = secrets.token_urlsafe(12)
     try:
         container = PostgresContainer(

@@ -1,0 +1,238 @@
+"""Split plan SQL into statements with PostgreSQL's own parser (pglast / libpg_query).
+
+Nothing here uses regular expressions on SQL: statement boundaries come from the parser,
+and whether a statement may run inside a transaction block is read off its parse tree.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from pglast import ast, enums, parser
+
+# Tokens that carry no SQL: a statement's text starts and ends at the first and last
+# token that is not one of these.
+_COMMENT_TOKENS = frozenset({"SQL_COMMENT", "C_COMMENT"})
+
+DEFAULT_SCHEMA = "public"
+
+
+class StatementError(ValueError):
+    """SQL that PostgreSQL's parser rejects; `line` is 1-based in the text that was split."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"SQL syntax error on line {line}: {reason}")
+        self.line = line
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str  # exactly as written, without the trailing semicolon; inner comments kept
+    line: int  # 1-based line of the statement's first token
+    transactional: bool  # False: PostgreSQL refuses it inside a transaction block
+
+
+@dataclass(frozen=True)
+class ParsedStatement:
+    """A statement with its parse tree and its character span [start, end) in the source."""
+
+    statement: Statement
+    node: ast.Node
+    start: int
+    end: int
+
+
+def split(sql: str) -> list[Statement]:
+    """Statements of the SQL text in source order; comments outside statements are dropped.
+    Raises StatementError (naming the line) when PostgreSQL's parser rejects the text."""
+    return [p.statement for p in parse(sql)]
+
+
+def parse(sql: str) -> list[ParsedStatement]:
+    """Like split(), but also return each statement's parse tree and character span."""
+    try:
+        raw_stmts = parser.parse_sql(sql)
+        tokens = parser.scan(sql)
+    except parser.ParseError as exc:
+        message, index = exc.args[0], exc.args[1] if len(exc.args) > 1 else None
+        # An error "at end of input" has no index: blame the last line.
+        line = _line_of(sql, index if index is not None else len(sql))
+        raise StatementError(line, message) from None
+
+    # pglast reports character (not UTF-8 byte) offsets for both the parse tree and the
+    # scanner, so slicing the str directly is correct with non-ASCII text.
+    newlines = [i for i, ch in enumerate(sql) if ch == "\n"]
+    code_tokens = [t for t in tokens if t.name not in _COMMENT_TOKENS and t.name != "ASCII_59"]
+    starts = [t.start for t in code_tokens]
+    result = []
+    for raw in raw_stmts:
+        region_start = raw.stmt_location
+        # stmt_len == 0 means "up to the end of the input" (last statement, no semicolon).
+        region_end = region_start + raw.stmt_len if raw.stmt_len else len(sql)
+        first = bisect.bisect_left(starts, region_start)
+        last = bisect.bisect_left(starts, region_end) - 1
+        if last < first:  # cannot happen for a statement the parser accepted
+            continue
+        start, end = code_tokens[first].start, code_tokens[last].end + 1
+        node = raw.stmt
+        statement = Statement(
+            sql=sql[start:end],
+            line=bisect.bisect_left(newlines, start) + 1,
+            transactional=_is_transactional(node),
+        )
+        result.append(ParsedStatement(statement, node, start, end))
+    return result
+
+
+def is_concurrent_index_build(stmt: Statement | str) -> tuple[str, str] | None:
+    """(schema, index name) if the statement is a named CREATE INDEX CONCURRENTLY, else None.
+    Unnamed builds give None: the server picks the name, so a leftover cannot be found."""
+    node = _single_node(stmt)
+    if not isinstance(node, ast.IndexStmt) or not node.concurrent or not node.idxname:
+        return None
+    # An index always lives in its table's schema.
+    return (node.relation.schemaname or DEFAULT_SCHEMA, node.idxname)
+
+
+def added_enum_value(stmt: Statement | str) -> tuple[str, str, str] | None:
+    """(schema, type, value) if the statement is ALTER TYPE … ADD VALUE, else None."""
+    node = _single_node(stmt)
+    if not isinstance(node, ast.AlterEnumStmt) or node.oldVal is not None or not node.newVal:
+        return None
+    schema, name = qualified_name(node.typeName)
+    return (schema, name, node.newVal)
+
+
+def uses_new_enum_value_risk(statements: Sequence[Statement]) -> list[tuple[Statement, Statement]]:
+    """Pairs (ADD VALUE statement, later statement with a string literal equal to the value).
+    Such a pair fails in one transaction ("unsafe use of new value"); a match is a risk only."""
+    risks = []
+    nodes = [_single_node(s) for s in statements]
+    for i, stmt in enumerate(statements):
+        added = added_enum_value(stmt)
+        if added is None:
+            continue
+        value = added[2]
+        for later, node in zip(statements[i + 1 :], nodes[i + 1 :], strict=True):
+            if added_enum_value(later) is None and any(
+                isinstance(n, ast.A_Const) and isinstance(n.val, ast.String) and n.val.sval == value
+                for n in walk(node)
+            ):
+                risks.append((stmt, later))
+    return risks
+
+
+def referenced_relations(stmt: Statement | str) -> list[str]:
+    """Quoted, schema-qualified (public if unqualified) names of the relations a statement
+    mentions, as to_regclass() accepts them, sorted, each once."""
+    node = _single_node(stmt)
+    names = {
+        f"{_quote(n.schemaname or DEFAULT_SCHEMA)}.{_quote(n.relname)}"
+        for n in walk(node)
+        if isinstance(n, ast.RangeVar) and n.relname
+    }
+    return sorted(names)
+
+
+def walk(node: object) -> Iterator[ast.Node]:
+    """Every pglast node under `node` (itself included), depth first."""
+    if isinstance(node, ast.Node):
+        yield node
+        for attr in node:
+            yield from walk(getattr(node, attr))
+    elif isinstance(node, tuple | list):
+        for item in node:
+            yield from walk(item)
+
+
+def qualified_name(names: Sequence[ast.Node] | None) -> tuple[str, str]:
+    """(schema, name) from a parse-tree name list, defaulting the schema to public."""
+    parts = [n.sval for n in names or () if isinstance(n, ast.String)]
+    if not parts:
+        return (DEFAULT_SCHEMA, "")
+    if len(parts) == 1:
+        return (DEFAULT_SCHEMA, parts[0])
+    return (parts[-2], parts[-1])
+
+
+def _single_node(stmt: Statement | str) -> ast.Node | None:
+    sql = stmt.sql if isinstance(stmt, Statement) else stmt
+    parsed = parse(sql)
+    return parsed[0].node if len(parsed) == 1 else None
+
+
+def _quote(ident: str) -> str:
+    return '"' + ident.replace('"', '""') + '"'
+
+
+def _line_of(sql: str, index: int) -> int:
+    return sql.count("\n", 0, index) + 1
+
+
+def option_enabled(options: Sequence[ast.Node] | None, name: str) -> bool:
+    """Whether a parse-tree DefElem option list turns `name` on (a bare option means true)."""
+    for opt in options or ():
+        if isinstance(opt, ast.DefElem) and opt.defname == name:
+            arg = opt.arg
+            if arg is None:
+                return True
+            if isinstance(arg, ast.Boolean):
+                return bool(arg.boolval)
+            if isinstance(arg, ast.Integer):
+                return arg.ival != 0
+            if isinstance(arg, ast.String):
+                return arg.sval.lower() in ("true", "on", "1", "yes")
+            return True
+    return False
+
+
+# REINDEX of these kinds refuses a transaction block even without CONCURRENTLY.
+_REINDEX_OUTSIDE_TX = frozenset(
+    {
+        enums.ReindexObjectType.REINDEX_OBJECT_SCHEMA,
+        enums.ReindexObjectType.REINDEX_OBJECT_SYSTEM,
+        enums.ReindexObjectType.REINDEX_OBJECT_DATABASE,
+    }
+)
+
+# Statements PostgreSQL always runs outside a transaction block (PreventInTransactionBlock).
+_ALWAYS_OUTSIDE_TX = (
+    ast.CreatedbStmt,
+    ast.DropdbStmt,
+    ast.AlterSystemStmt,
+    ast.CreateTableSpaceStmt,
+    ast.DropTableSpaceStmt,
+    ast.DropSubscriptionStmt,
+)
+
+
+def _is_transactional(node: ast.Node) -> bool:
+    if isinstance(node, _ALWAYS_OUTSIDE_TX):
+        return False
+    if isinstance(node, ast.IndexStmt | ast.DropStmt):
+        return not node.concurrent
+    if isinstance(node, ast.ReindexStmt):
+        return not (node.kind in _REINDEX_OUTSIDE_TX or option_enabled(node.params, "concurrently"))
+    if isinstance(node, ast.VacuumStmt):
+        return not node.is_vacuumcmd  # ANALYZE alone is fine in a transaction
+    if isinstance(node, ast.AlterDatabaseStmt):
+        return not any(
+            isinstance(o, ast.DefElem) and o.defname == "tablespace" for o in node.options or ()
+        )
+    if isinstance(node, ast.CreateSubscriptionStmt):
+        # create_slot defaults to true, and creating a slot needs to be outside a transaction.
+        opts = node.options or ()
+        explicit = any(isinstance(o, ast.DefElem) and o.defname == "create_slot" for o in opts)
+        return explicit and not option_enabled(opts, "create_slot")
+    if isinstance(node, ast.AlterTableStmt):
+        return not any(
+            isinstance(cmd, ast.AlterTableCmd)
+            and cmd.subtype == enums.AlterTableType.AT_DetachPartition
+            and isinstance(cmd.def_, ast.PartitionCmd)
+            and cmd.def_.concurrent
+            for cmd in node.cmds or ()
+        )
+    return True
