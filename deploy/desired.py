@@ -55,8 +55,10 @@ def load_desired(config: Config) -> DesiredSchema:
 
 def _import_object(config: Config, spec: str, key: str) -> object:
     module_name, _, attribute = spec.partition(":")
+    # The project root must win over whatever else is on sys.path (invoke adds the tasks.py
+    # directory, an installed package may carry a module of the same name).
     root = str(config.root)
-    if root not in sys.path:
+    if sys.path[:1] != [root]:
         sys.path.insert(0, root)
     _forget_stale_modules(module_name.split(".")[0], config.root)
     try:

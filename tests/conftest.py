@@ -98,3 +98,54 @@ def run_invoke(
     return subprocess.run(
         command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )
+
+
+class PasswordServer:
+    """A PostgreSQL on 127.0.0.1 that demands a password (scram), for auth-failure tests."""
+
+    user = "deployer"
+    password = "correct-horse-battery"
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def url(self, dbname: str = "postgres", password: str | None = None) -> str:
+        """postgresql:// URL with the given (default: right) password."""
+        secret = self.password if password is None else password
+        return f"postgresql://{self.user}:{secret}@127.0.0.1:{self.port}/{dbname}"
+
+
+@pytest.fixture(scope="session")
+def password_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordServer]:
+    """A second real cluster with password authentication over TCP (port 55480)."""
+    import pwd
+    import tempfile
+
+    from deploy.scratch import find_local_binaries
+
+    bindir = find_local_binaries(POSTGRES_MAJOR)
+    assert bindir is not None, "PostgreSQL server binaries are required for the tests"
+    root = Path(tempfile.mkdtemp(prefix="deploy-pwtest-"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    server = PasswordServer(55480)
+    pwfile = root / "pw"
+    pwfile.write_text(server.password + "\n")
+    if prefix:
+        os.chown(pwfile, pwd.getpwnam("postgres").pw_uid, -1)
+    data = root / "data"
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", server.user,
+                    "--auth=scram-sha-256", f"--pwfile={pwfile}", "--no-sync"],
+                   check=True, capture_output=True)
+    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
+                    "-o", f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    "-w", "start"], check=True, capture_output=True)
+    try:
+        yield server
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
+                        "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
