@@ -127,8 +127,8 @@ def status(c, target="", wait=10.0, format="text"):  # noqa: A002
 )
 def check(c, scratch="", target="", format="text"):  # noqa: A002
     """CI gate: fail on unreviewed drift and on unapproved dangerous changes."""
+    from deploy.check_report import show_check
     from deploy.checker import run_check
-    from deploy.views import show_check
 
     out = Output(format)
     try:

@@ -50,7 +50,9 @@ def load_config(root: Path | str | None = None) -> Config:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise DeployError(f"{path} is not valid TOML ({exc}). Fix the file and run again.") from None
+        raise DeployError(
+            f"{path} is not valid TOML ({exc}). Fix the file and run again."
+        ) from None
     table = data.get("tool", {}).get("deploy")
     if not isinstance(table, dict):
         raise DeployError(

@@ -1,4 +1,4 @@
-"""The desired state: SQLAlchemy metadata + extensions + `sql/*.sql`, built in a scratch database."""
+"""The desired state: SQLAlchemy metadata + extensions + `sql/*.sql`, built in a scratch DB."""
 
 from __future__ import annotations
 
@@ -87,7 +87,9 @@ def _forget_stale_modules(package: str, root: Path) -> None:
 
 
 def _last_project_frame(exc: BaseException, root: Path) -> str:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(str(root))]
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(str(root))
+    ]
     if not frames:
         return ""
     frame = frames[-1]

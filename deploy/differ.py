@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
-from deploy.fingerprint import Difference, Exclusions, compare, describe, split_key
+from deploy.fingerprint import (
+    NOTHING_EXCLUDED,
+    Difference,
+    Exclusions,
+    compare,
+    describe,
+    split_key,
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,9 @@ class Diff:
         )
 
 
-def diff(source: Connection, target: Connection, exclusions: Exclusions = Exclusions()) -> Diff:
+def diff(
+    source: Connection, target: Connection, exclusions: Exclusions = NOTHING_EXCLUDED
+) -> Diff:
     """Return what takes the schema behind `source` to the one behind `target`.
 
     Both are SQLAlchemy connections (psycopg2); neither is modified.
@@ -200,7 +209,8 @@ FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 LEFT JOIN pg_description d ON d.objoid = p.oid AND d.classoid = 'pg_proc'::regclass
 WHERE n.nspname <> ALL(%(skip)s)
 UNION ALL
-SELECT 'constraint ' || format('%%I.%%I.%%I', n.nspname, COALESCE(c.relname, t.typname), con.conname),
+SELECT 'constraint '
+       || format('%%I.%%I.%%I', n.nspname, COALESCE(c.relname, t.typname), con.conname),
        format('CONSTRAINT %%I ON ', con.conname)
        || CASE WHEN con.conrelid <> 0 THEN format('%%I.%%I', n.nspname, c.relname)
                ELSE format('DOMAIN %%I.%%I', n.nspname, t.typname) END,

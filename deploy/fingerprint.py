@@ -51,7 +51,8 @@ _QUERIES: dict[str, str] = {
                  CASE WHEN c.relpersistence = 'u' THEN 'unlogged' END,
                  CASE WHEN c.relrowsecurity THEN 'rls' END,
                  CASE WHEN c.relforcerowsecurity THEN 'force-rls' END,
-                 CASE WHEN c.relkind IN ('r', 'p') AND c.relreplident <> 'd' THEN 'replica-identity=' || c.relreplident::text END,
+                 CASE WHEN c.relkind IN ('r', 'p') AND c.relreplident <> 'd'
+                   THEN 'replica-identity=' || c.relreplident::text END,
                  CASE WHEN c.relkind = 'p' THEN 'partition-by=' || pg_get_partkeydef(c.oid) END,
                  CASE WHEN c.relispartition THEN
                    'partition-of=' || (SELECT format('%%I.%%I', pn.nspname, pc.relname)
@@ -167,7 +168,8 @@ _QUERIES: dict[str, str] = {
                                            FROM pg_enum e WHERE e.enumtypid = t.oid)
                  WHEN 'd' THEN concat_ws(' ', 'domain=' || format_type(t.typbasetype, t.typtypmod),
                                 CASE WHEN t.typnotnull THEN 'not-null' END,
-                                CASE WHEN t.typdefault IS NOT NULL THEN 'default=' || t.typdefault END)
+                                CASE WHEN t.typdefault IS NOT NULL
+                                  THEN 'default=' || t.typdefault END)
                  WHEN 'c' THEN 'composite'
                  WHEN 'r' THEN 'range=' || (SELECT format_type(r.rngsubtype, NULL)
                                             FROM pg_range r WHERE r.rngtypid = t.oid)
@@ -180,7 +182,8 @@ _QUERIES: dict[str, str] = {
           AND {_USER_NS} AND {_NOT_EXTENSION.format(oid="t.oid")}
     """,
     "function": f"""
-        SELECT format('%%I.%%I(%%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
+        SELECT format('%%I.%%I(%%s)', n.nspname, p.proname,
+                      pg_get_function_identity_arguments(p.oid)),
                CASE WHEN p.prokind = 'a' THEN 'aggregate returns '
                          || format_type(p.prorettype, NULL)
                     ELSE pg_get_functiondef(p.oid) END,
@@ -256,7 +259,10 @@ class Exclusions:
         return table in self.tables or f"{schema}.{table}" in self.tables
 
 
-def describe(conn, exclusions: Exclusions = Exclusions()) -> Description:  # noqa: ANN001
+NOTHING_EXCLUDED = Exclusions()
+
+
+def describe(conn, exclusions: Exclusions = NOTHING_EXCLUDED) -> Description:  # noqa: ANN001
     """Read the canonical description of the schema behind a DB-API connection.
 
     Works on psycopg2 connections and on SQLAlchemy connections (via their DB-API
@@ -290,10 +296,7 @@ def _excluded(kind: str, key: str, exclusions: Exclusions) -> bool:
     if not exclusions.tables:
         return False
     parts = split_key(key)
-    if kind in _TABLE_SCOPED:
-        if len(parts) >= 2 and exclusions.skips_table(parts[0], parts[1]):
-            return True
-    return False
+    return kind in _TABLE_SCOPED and len(parts) >= 2 and exclusions.skips_table(*parts[:2])
 
 
 def split_key(key: str) -> list[str]:

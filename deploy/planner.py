@@ -13,9 +13,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from deploy import desired as desired_state
-from deploy import snapshot
+from deploy import snapshot, urls
 from deploy import target as target_db
-from deploy import urls
 from deploy.config import Config
 from deploy.differ import Diff, diff
 from deploy.errors import DeployError

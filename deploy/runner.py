@@ -7,6 +7,7 @@ made only of transactional statements is a single step, so it is all-or-nothing.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -156,9 +157,6 @@ def _prepare_concurrent_index(cur: object, statement: Statement) -> bool:
 
 
 def _rollback(conn: psycopg2.extensions.connection) -> None:
-    if conn.closed:
-        return
-    try:
-        conn.rollback()
-    except psycopg2.Error:
-        pass
+    if not conn.closed:
+        with contextlib.suppress(psycopg2.Error):
+            conn.rollback()

@@ -262,7 +262,10 @@ class DockerServer(ScratchServer):
     kind = "docker"
 
     def __init__(
-        self, major: int, image: str = "postgres:{major}", progress: Callable[[str], None] | None = None
+        self,
+        major: int,
+        image: str = "postgres:{major}",
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         started = time.monotonic()
         self._container = _start_container(image.format(major=major))
@@ -332,7 +335,7 @@ def docker_available(timeout: float = 2.0) -> bool:
 
 
 class UrlServer(ScratchServer):
-    """An existing server (e.g. CI's `services: postgres`) where we may create and drop databases."""
+    """An existing server (e.g. CI's `services: postgres`) where we may create/drop databases."""
 
     kind = "url"
 
@@ -344,7 +347,8 @@ class UrlServer(ScratchServer):
         except psycopg2.Error as exc:
             raise DeployError(
                 f"Cannot connect to the scratch server {urls.describe(base)} "
-                f"({urls.mask(str(exc).strip())}). Check DEPLOY_SCRATCH_URL, or use --scratch local."
+                f"({urls.mask(str(exc).strip())}). Check DEPLOY_SCRATCH_URL, or use "
+                "--scratch local."
             ) from None
         if self.major != major:
             raise DeployError(

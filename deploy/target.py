@@ -67,7 +67,9 @@ def connect(
             if permanent or time.monotonic() + delay > deadline:
                 raise DeployError(_connect_advice(url, message, attempt, permanent)) from None
             if progress:
-                progress(f"waiting for {urls.describe(url)} ({message[:80]}); retry in {delay:.1f}s")
+                progress(
+                    f"waiting for {urls.describe(url)} ({message[:80]}); retry in {delay:.1f}s"
+                )
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
         except psycopg2.ProgrammingError as exc:
@@ -80,7 +82,10 @@ def connect(
 def _connect_advice(url: URL, message: str, attempts: int, permanent: bool) -> str:
     where = urls.describe(url)
     if "password authentication failed" in message or "no password supplied" in message:
-        hint = "The user name or password is wrong: copy the URL again from the database's settings."
+        hint = (
+            "The user name or password is wrong: copy the URL again from the database's "
+            "settings."
+        )
     elif "does not exist" in message:
         hint = "The database or role in the URL does not exist on that server."
     else:

@@ -66,9 +66,8 @@ def test_plan_check_runs_on_the_docker_provider(project):
 
 def test_docker_without_a_daemon_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    with pytest.raises(DeployError) as error:
-        with open_scratch("docker", 15):
-            pass
+    with pytest.raises(DeployError) as error, open_scratch("docker", 15):
+        pass
     assert "Docker-compatible daemon" in error.value.message
 
 
@@ -89,17 +88,18 @@ def test_url_provider_uses_an_existing_server_and_cleans_up(password_pg):
 
 
 def test_url_provider_refuses_another_major_version(password_pg):
-    with pytest.raises(DeployError) as error:
-        with open_scratch("url", 16, url=password_pg.url()):
-            pass
+    with pytest.raises(DeployError) as error, open_scratch("url", 16, url=password_pg.url()):
+        pass
     assert "runs PostgreSQL 15, but PostgreSQL 16 is required" in error.value.message
     assert password_pg.password not in error.value.message
 
 
 def test_unknown_provider_is_a_clear_error():
-    with pytest.raises(DeployError, match="Unknown scratch provider 'podman'"):
-        with open_scratch("podman", 15):
-            pass
+    with (
+        pytest.raises(DeployError, match="Unknown scratch provider 'podman'"),
+        open_scratch("podman", 15),
+    ):
+        pass
 
 
 def _query(url: str, sql: str) -> list[tuple]:
