@@ -1,0 +1,537 @@
+"""`check`: the CI gate. Collects every finding about the plans, the models and a target.
+
+Nothing here stops at the first problem: damaged files, forks, plans that miss their `to`,
+drift and unapproved hazards are all gathered into one CheckResult, whose exit code is the
+most severe finding's (1 error > 4 drift > 3 unapproved hazard > 0). Only a scratch server
+that cannot start (or a broken configuration) ends the check early, as a DeployError.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import URL
+
+from deploy import desired as desired_state
+from deploy import errors, snapshot, urls
+from deploy import target as target_db
+from deploy.config import Config
+from deploy.differ import diff
+from deploy.errors import DeployError
+from deploy.fingerprint import Description, Exclusions, compare, describe, fingerprint
+from deploy.hazards import Hazard, classify, unapproved
+from deploy.planner import connected, describe_url, exclusions_for, format_differences, replay
+from deploy.plans import Plan, PlanGraph, build_graph, parse_plan, short
+from deploy.scratch import ScratchServer, open_scratch
+from deploy.statements import StatementError
+
+Progress = Callable[[str], None]
+
+# Most severe first: an error outranks drift, drift outranks an unapproved hazard.
+SEVERITY_ORDER = (errors.ERROR, errors.DRIFT, errors.UNAPPROVED_HAZARD)
+SEVERITY_NAMES = {errors.ERROR: "error", errors.DRIFT: "drift",
+                  errors.UNAPPROVED_HAZARD: "hazard"}
+
+# Plan replay states.
+LANDED = "landed"
+FAILED = "failed"
+NOT_REPLAYED = "not-replayed"
+DAMAGED = "damaged"
+
+_RUN_PLAN = 'Run `invoke plan --name "<what changed>"`'
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem; `severity` is the exit code it forces (1 error, 4 drift, 3 hazard)."""
+
+    severity: int
+    kind: str  # damaged | replay | fork | roots | orphan | models | drift | snapshot | target
+    #            | target-drift | hazard
+    title: str  # a few words, for annotation titles and table rows
+    message: str  # one paragraph that says what is wrong and what to do
+    file: str | None = None  # relative to the project root, with '/' separators
+    line: int | None = None  # 1-based line in `file`
+    details: str = ""  # extra lines: SQL, differing objects
+
+
+@dataclass(frozen=True)
+class HazardCheck:
+    """A hazard found in a plan's body, and whether its header approves it."""
+
+    kind: str
+    text: str
+    line: int  # line of the statement in the plan file
+    approved: bool
+    reason: str | None = None
+
+
+@dataclass
+class PlanCheck:
+    """One plan file: where it sits in the graph, whether it lands, its hazards."""
+
+    file: str
+    name: str
+    from_fingerprint: str | None
+    to_fingerprint: str | None
+    on_chain: bool = False
+    replay: str = NOT_REPLAYED  # landed | failed | not-replayed | damaged
+    replay_message: str = ""
+    hazards: list[HazardCheck] = field(default_factory=list)
+    sql: str = ""  # the body as written (header removed)
+
+
+@dataclass
+class TargetCheck:
+    """Where the --target database stands relative to the plans."""
+
+    url: str  # password-free host:port/dbname
+    state: str  # head | pending | drift | no-plans | unreachable
+    fingerprint: str | None = None
+    postgres: int | None = None
+    pending: list[str] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CheckResult:
+    """Everything `check` found; `exit_code` is the most severe finding's."""
+
+    head: str | None = None
+    models: str | None = None
+    plans: list[PlanCheck] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    drift_sql: str | None = None  # head -> models, when they differ and SQL could be made
+    drift_hazards: list[Hazard] = field(default_factory=list)
+    drift_unexpressed: list[str] = field(default_factory=list)
+    target: TargetCheck | None = None
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """1 if any error, else 4 if any drift, else 3 if any unapproved hazard, else 0."""
+        present = {f.severity for f in self.findings}
+        return next((code for code in SEVERITY_ORDER if code in present), errors.OK)
+
+    def ordered_findings(self) -> list[Finding]:
+        """Findings, most severe first, then by file and line (the order annotations need)."""
+        return sorted(
+            self.findings,
+            key=lambda f: (SEVERITY_ORDER.index(f.severity), f.file or "", f.line or 0),
+        )
+
+    def add(self, finding: Finding) -> None:
+        """Record a finding."""
+        self.findings.append(finding)
+
+
+def run_check(
+    config: Config,
+    *,
+    scratch: str | None = None,
+    target: str | None = None,
+    progress: Progress = lambda _msg: None,
+) -> CheckResult:
+    """Check plans, models, snapshot, hazards (and `target`, read-only); report all findings.
+
+    Raises DeployError only when the check cannot run at all (no scratch server).
+    """
+    started = time.monotonic()
+    result = CheckResult()
+    exclusions = exclusions_for(config)
+
+    plans, checks = _load(config, result)
+    graph = build_graph(plans)
+    result.head = graph.head
+    for plan in graph.chain:
+        checks[plan.path].on_chain = True
+    # Report the chain in order (filenames order nothing), then the plans off it.
+    position = {checks[p.path].file: i for i, p in enumerate(graph.chain)}
+    result.plans.sort(key=lambda c: (position.get(c.file, len(position)), c.file))
+    _graph_findings(config, graph, checks, result)
+    progress("classifying the hazards of every plan")
+    unparseable = _hazard_findings(config, plans, checks, result)
+
+    desired = None
+    try:
+        desired = desired_state.load_desired(config)
+    except DeployError as exc:
+        result.add(Finding(errors.ERROR, "models", "Models do not load", exc.message))
+
+    with open_scratch(
+        scratch or config.scratch, config.postgres, image=config.docker_image, progress=progress
+    ) as server:
+        head_state = _replay_all(server, graph, checks, unparseable, exclusions, result, progress)
+        if desired is not None:
+            _models_and_snapshot(config, server, graph, desired, head_state, exclusions, result,
+                                 progress)
+    if target:
+        head_desc = head_state[1] if head_state else None
+        result.target = _check_target(config, graph, target, head_desc, exclusions, result,
+                                      progress)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def relative(config: Config, path: Path) -> str:
+    """`path` relative to the project root, with '/' separators (as annotations need)."""
+    try:
+        return path.resolve().relative_to(config.root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+# --- plan files and graph --------------------------------------------------------------------
+
+
+def _load(config: Config, result: CheckResult) -> tuple[list[Plan], dict[Path, PlanCheck]]:
+    """Parse every plan file; a damaged header is a finding, not the end of the check."""
+    plans: list[Plan] = []
+    checks: dict[Path, PlanCheck] = {}
+    if not config.plans_dir.exists():
+        return plans, checks
+    if not config.plans_dir.is_dir():
+        raise DeployError(f"The plans path {config.plans_dir} is not a directory.")
+    for path in sorted(config.plans_dir.glob("*.sql")):
+        try:
+            plan = parse_plan(path)
+        except DeployError as exc:
+            name = relative(config, path)
+            result.plans.append(PlanCheck(name, path.stem, None, None, replay=DAMAGED,
+                                          replay_message=exc.message))
+            result.add(Finding(errors.ERROR, "damaged", "Damaged plan file", exc.message,
+                               file=name, line=_line_in_message(exc.message, path)))
+            continue
+        plans.append(plan)
+        checks[path] = PlanCheck(
+            relative(config, path), plan.name, plan.from_fingerprint, plan.to_fingerprint,
+            sql=plan.body.strip("\n") + "\n",
+        )
+        result.plans.append(checks[path])
+    return plans, checks
+
+
+def _line_in_message(message: str, path: Path) -> int | None:
+    marker = f"{path}:"
+    if marker not in message:
+        return None
+    digits = message.split(marker, 1)[1].split(" ", 1)[0].rstrip(":")
+    return int(digits) if digits.isdigit() else None
+
+
+def _graph_findings(
+    config: Config, graph: PlanGraph, checks: dict[Path, PlanCheck], result: CheckResult
+) -> None:
+    """Forks, stray roots and orphans, each with what to do (plans.py words them)."""
+    messages = iter(graph.problems())
+    fork_points = {fp for fp, _ in graph.forks}
+    for _, plans in graph.forks:
+        newest = max(plans, key=lambda p: p.filename)
+        result.add(Finding(errors.ERROR, "fork", "Fork: two plans start from one schema",
+                           next(messages), file=relative(config, newest.path)))
+    if len(graph.roots) > 1:
+        message = next(messages)
+        # Two first plans from the empty schema are already reported as a fork.
+        if not {p.from_fingerprint for p in graph.roots} <= fork_points:
+            result.add(Finding(errors.ERROR, "roots", "Several first plans", message,
+                               file=relative(config, graph.roots[-1].path)))
+    for plan in graph.orphans:
+        result.add(Finding(errors.ERROR, "orphan", "Orphan plan", next(messages),
+                           file=relative(config, plan.path)))
+        checks[plan.path].replay_message = "not replayed: no plan in the chain leads to its 'from'"
+
+
+def _hazard_findings(
+    config: Config, plans: list[Plan], checks: dict[Path, PlanCheck], result: CheckResult
+) -> set[Path]:
+    """Classify each plan's body (never trusting its header); return plans that do not parse."""
+    unparseable = set()
+    for plan in plans:
+        name = relative(config, plan.path)
+        try:
+            # Plan.body keeps the header's lines blank, so hazard lines are lines of the file.
+            hazards = classify(plan.body)
+        except StatementError as exc:
+            unparseable.add(plan.path)
+            message = (f"{name}:{exc.line}: PostgreSQL cannot parse the plan ({exc.reason}). Fix "
+                       "the SQL, or restore the file from version control.")
+            checks[plan.path].replay = DAMAGED
+            checks[plan.path].replay_message = message
+            result.add(Finding(errors.ERROR, "damaged", "Plan SQL does not parse", message,
+                               file=name, line=exc.line))
+            continue
+        approvals = {a.text.strip(): a for a in plan.approvals}
+        missing = set(unapproved(hazards, plan.approvals))
+        for hazard in hazards:
+            approval = approvals.get(hazard.text.strip())
+            checks[plan.path].hazards.append(HazardCheck(
+                hazard.kind, hazard.text, hazard.line, hazard not in missing,
+                approval.reason if approval else None,
+            ))
+            if hazard in missing:
+                result.add(Finding(
+                    errors.UNAPPROVED_HAZARD, "hazard", f"Unapproved hazard: {hazard.kind}",
+                    f"{hazard.text} is not approved. If it is intended, a reviewer adds this "
+                    f"line to the plan's header:\n-- approve: {hazard.text} -- <reason>",
+                    file=name, line=hazard.line,
+                ))
+        found = {h.text.strip() for h in hazards}
+        for approval in plan.approvals:
+            if approval.text.strip() not in found:
+                result.notes.append(
+                    f"{name}:{approval.line}: this approval matches no hazard in the plan's SQL "
+                    "(the statement may have been edited); remove it or fix its text."
+                )
+        for text in plan.hazards:
+            if text.strip() not in found:
+                result.notes.append(
+                    f"{name}: the header lists the hazard '{text}', which its SQL no longer has."
+                )
+    return unparseable
+
+
+# --- replay ----------------------------------------------------------------------------------
+
+
+def _replay_all(
+    server: ScratchServer,
+    graph: PlanGraph,
+    checks: dict[Path, PlanCheck],
+    unparseable: set[Path],
+    exclusions: Exclusions,
+    result: CheckResult,
+    progress: Progress,
+) -> tuple[URL, Description] | None:
+    """Replay the chain from the empty schema, then each fork branch after it.
+
+    Returns (url, description) of the head when the whole chain landed, else None.
+    """
+    chain = graph.chain
+    stop = next((i for i, p in enumerate(chain) if p.path in unparseable), len(chain))
+    url, description, ok = _replay_into(server, "base", chain[:stop], checks, result, exclusions,
+                                        progress)
+    whole_chain = ok and stop == len(chain)
+    for plan in chain:
+        check = checks[plan.path]
+        if check.replay == NOT_REPLAYED:
+            check.replay_message = "not replayed: an earlier plan in the chain did not land"
+    # build_graph stops the chain at the first fork, so a fork starts where the chain ends.
+    end = chain[-1].to_fingerprint if chain else (
+        graph.roots[0].from_fingerprint if graph.roots else None)
+    for number, (point, plans) in enumerate(graph.forks):
+        for index, plan in enumerate(plans):
+            if plan.path in unparseable:
+                continue
+            if point != end or not whole_chain:
+                checks[plan.path].replay_message = (
+                    "not replayed: the plans before the fork did not replay")
+                continue
+            _replay_into(server, f"fork_{number}_{index}", [*chain, plan], checks, result,
+                         exclusions, progress, skip=len(chain))
+    # Orphans and stray roots start from a schema no replay reaches: they stay "not-replayed".
+    for check in checks.values():
+        if check.replay == NOT_REPLAYED and not check.replay_message:
+            check.replay_message = "not replayed: it is not on the chain from the empty schema"
+    return (url, description) if whole_chain and not graph.problems() else None
+
+
+def _replay_into(
+    server: ScratchServer,
+    dbname: str,
+    plans: list[Plan],
+    checks: dict[Path, PlanCheck],
+    result: CheckResult,
+    exclusions: Exclusions,
+    progress: Progress,
+    skip: int = 0,
+) -> tuple[object, Description, bool]:
+    """planner.replay, plus which plan failed: the last one it announced."""
+    announced = [0]
+
+    def track(message: str) -> None:
+        if message.startswith("replaying plan "):
+            announced[0] += 1
+        progress(message)
+
+    url, description, failures = replay(server, dbname, plans, exclusions, track)
+    failed_at = announced[0] - 1 if failures else len(plans)
+    for index, plan in enumerate(plans):
+        if index < skip:
+            continue
+        check = checks[plan.path]
+        if index < failed_at:
+            check.replay, check.replay_message = LANDED, ""
+        elif index == failed_at:
+            check.replay, check.replay_message = FAILED, " ".join(failures)
+            result.add(Finding(errors.ERROR, "replay", "Plan does not land on its 'to'",
+                               " ".join(failures), file=check.file,
+                               line=_failing_line(failures, plan)))
+    return url, description, not failures
+
+
+def _failing_line(failures: list[str], plan: Plan) -> int | None:
+    # A failed statement is reported as "<file>:<line>: PostgreSQL refused …".
+    return _line_in_message(" ".join(failures), Path(plan.filename))
+
+
+# --- models and snapshot ---------------------------------------------------------------------
+
+
+def _models_and_snapshot(
+    config: Config,
+    server: ScratchServer,
+    graph: PlanGraph,
+    desired: desired_state.DesiredSchema,
+    head_state: tuple[URL, Description] | None,
+    exclusions: Exclusions,
+    result: CheckResult,
+    progress: Progress,
+) -> None:
+    """Models vs the head of the plans (drift), and schema.sql/json vs the head."""
+    progress("building the desired schema from the models")
+    desired_url = server.create_database("desired")
+    try:
+        desired_state.build(desired, desired_url)
+    except DeployError as exc:
+        result.add(Finding(errors.ERROR, "models", "Models do not build", exc.message,
+                           details=exc.details))
+        return
+    desired_desc = describe_url(desired_url, exclusions)
+    result.models = fingerprint(desired_desc)
+    empty_url = server.create_database("empty")
+    head = graph.head or fingerprint(describe_url(empty_url, exclusions))
+
+    if graph.problems():
+        matches = [p.filename for p in graph.plans if p.to_fingerprint == result.models]
+        result.notes.append(
+            "The models were not compared with a head: the plans do not form one chain. "
+            + (f"The models match the schema after {', '.join(matches)}." if matches
+               else "The models match no plan's 'to'.")
+        )
+        return
+
+    if result.models != head:
+        progress("diffing the head of the plans against the models")
+        base_url = empty_url if graph.head is None else (head_state[0] if head_state else None)
+        _drift(config, graph, base_url, desired_url, exclusions, result)
+
+    if graph.head is None:
+        return
+    # schema.sql shows the head; when the models equal the head they describe it too.
+    if result.models == graph.head:
+        reference_url, reference_desc = desired_url, desired_desc
+    elif head_state:
+        reference_url, reference_desc = head_state
+    else:
+        result.notes.append("schema/schema.sql was not checked: the head could not be replayed.")
+        return
+    progress("comparing the snapshot files with the head")
+    with connected(empty_url) as empty_conn, connected(reference_url) as head_conn:
+        ddl = diff(empty_conn, head_conn, exclusions).sql
+    for path in snapshot.stale_files(config, ddl, reference_desc):
+        name = relative(config, path)
+        exists = "is missing" if not path.exists() else "differs from the head of the plans"
+        result.add(Finding(
+            errors.DRIFT, "snapshot", f"Stale {path.name}",
+            f"{name} {exists}. It is generated: run `invoke plan` (with no model change it "
+            "only rewrites the snapshot) and commit the result; do not edit it by hand.",
+            file=name,
+        ))
+
+
+def _drift(
+    config: Config,
+    graph: PlanGraph,
+    base_url: URL | None,
+    desired_url: URL,
+    exclusions: Exclusions,
+    result: CheckResult,
+) -> None:
+    """The 'unreviewed drift' finding, with the SQL from the head to the models if possible."""
+    details = ""
+    if base_url is not None:
+        with connected(base_url) as base_conn, connected(desired_url) as desired_conn:
+            change = diff(base_conn, desired_conn, exclusions)
+        result.drift_sql = change.sql
+        result.drift_unexpressed = [str(d) for d in change.unexpressed]
+        if change.sql:
+            try:
+                result.drift_hazards = classify(change.sql)
+            except StatementError:
+                result.drift_hazards = []
+        details = change.sql or ("Differences with no generated SQL:\n"
+                                 + format_differences(change.unexpressed))
+    where = (f"the head of the plans ({short(graph.head)})" if graph.head
+             else "the empty schema (there are no plans yet)")
+    result.add(Finding(
+        errors.DRIFT, "drift", "Unreviewed drift: models differ from the plans",
+        f"Unreviewed drift: the models ({short(result.models)}) differ from {where}. "
+        f"{_RUN_PLAN} to write the change as a plan, review its hazards, and commit it "
+        f"together with {relative(config, config.snapshot)}.",
+        details=details,
+    ))
+
+
+# --- target ----------------------------------------------------------------------------------
+
+
+def _check_target(
+    config: Config,
+    graph: PlanGraph,
+    target: str,
+    head_desc: Description | None,
+    exclusions: Exclusions,
+    result: CheckResult,
+    progress: Progress,
+) -> TargetCheck:
+    """Fingerprint the target read-only and place it on the chain: head, pending or drift."""
+    try:
+        url = urls.parse_url(target)
+    except DeployError as exc:
+        result.add(Finding(errors.ERROR, "target", "Bad --target", exc.message))
+        return TargetCheck(urls.mask(target), "unreachable")
+    where = urls.describe(url)
+    progress(f"fingerprinting {where} (read-only)")
+    try:
+        conn = target_db.connect(url, wait=10, read_only=True, progress=progress)
+    except DeployError as exc:
+        result.add(Finding(errors.ERROR, "target", "Cannot connect to --target", exc.message))
+        return TargetCheck(where, "unreachable")
+    try:
+        major = target_db.server_major(conn)
+        live = describe(conn, exclusions)
+    finally:
+        conn.close()
+    check = TargetCheck(where, "no-plans", fingerprint(live), major)
+    if major != config.postgres:
+        result.notes.append(
+            f"{where} runs PostgreSQL {major} but the plans are verified on {config.postgres} "
+            "([tool.deploy] postgres)."
+        )
+    if graph.head is None:
+        return check
+    path = graph.path(check.fingerprint)
+    if path is None:
+        check.state = "drift"
+        if head_desc is None:
+            head_desc = snapshot.load_state(config)
+        if head_desc is not None and fingerprint(head_desc) == graph.head:
+            check.differences = [str(d) for d in compare(head_desc, live)]
+        result.add(Finding(
+            errors.DRIFT, "target-drift", "Target database has drifted",
+            f"Drift: {where} ({short(check.fingerprint)}) matches no state of the plans (head "
+            f"is {short(graph.head)}), so `invoke apply` would refuse it. Run `invoke plan "
+            "--target <its URL>` to see the SQL that takes it to the models, then undo the "
+            "manual change or bring it into the models and plans.",
+            details="\n".join(check.differences[:40]),
+        ))
+    elif path:
+        check.state = "pending"
+        check.pending = [p.filename for p in path]
+    else:
+        check.state = "head"
+    return check
