@@ -177,7 +177,7 @@ fi
 exec "$@"
 ENTRYPOINT_EOF
 
-PG_PKGS=(postgresql-${PG_MAJOR})
+PG_PKGS=("postgresql-${PG_MAJOR}")
 RECIPE_HASH=$( { echo "$RECIPE_VERSION $SUITE ${PG_PKGS[*]} $PGDATA_DIR"; printf '%s' "$ENTRYPOINT"; } | sha256sum | cut -c1-16)
 ROOTFS_TAR=${CACHE_DIR}/postgres${PG_MAJOR}-rootfs-${RECIPE_HASH}.tar
 
