@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg2
 from psycopg2 import sql as pgsql
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 
 from deploy import urls
 from deploy.errors import DeployError
@@ -340,7 +340,7 @@ class UrlServer(ScratchServer):
     kind = "url"
 
     def __init__(self, url: str, major: int, progress: Callable[[str], None] | None = None) -> None:
-        base = urls.parse_url(url)
+        base = make_url(urls.sqlalchemy_url(url))
         super().__init__(base)
         try:
             self.major = self._read_major()

@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 
 import psycopg2
-from sqlalchemy.engine import URL
 
 from deploy import urls
 from deploy.errors import DeployError
@@ -25,7 +24,7 @@ _PERMANENT = (
 )
 
 
-def resolve_target(explicit: str | None) -> URL:
+def resolve_target(explicit: str | None) -> str:
     """The target URL: `--target`, else DATABASE_URL; a clear error when neither is set."""
     raw = explicit or os.environ.get("DATABASE_URL")
     if not raw:
@@ -37,7 +36,7 @@ def resolve_target(explicit: str | None) -> URL:
 
 
 def connect(
-    url: URL,
+    url: str,
     *,
     wait: float = 30.0,
     read_only: bool = False,
@@ -79,7 +78,7 @@ def connect(
             ) from None
 
 
-def _connect_advice(url: URL, message: str, attempts: int, permanent: bool) -> str:
+def _connect_advice(url: str, message: str, attempts: int, permanent: bool) -> str:
     where = urls.describe(url)
     if "password authentication failed" in message or "no password supplied" in message:
         hint = (
@@ -97,7 +96,7 @@ def _connect_advice(url: URL, message: str, attempts: int, permanent: bool) -> s
     return f"Cannot connect to {where}{tries}: {message}. {hint}"
 
 
-def sqlalchemy_engine(url: URL, read_only: bool = False):  # noqa: ANN201 - sqlalchemy Engine
+def sqlalchemy_engine(url: str, read_only: bool = False):  # noqa: ANN201 - sqlalchemy Engine
     """A one-connection SQLAlchemy engine for migra to inspect `url` (read-only if asked)."""
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool

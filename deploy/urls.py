@@ -1,87 +1,111 @@
-"""Database URLs: one place that picks the driver and hides passwords."""
+"""Database URLs: one place that picks the driver and hides passwords.
+
+URLs are kept as libpq URIs (`postgresql://…`), which psycopg2 connects to directly;
+libpq itself parses and validates them. SQLAlchemy is not imported here, so `apply`
+(which never needs SQLAlchemy) starts fast.
+"""
 
 from __future__ import annotations
 
 import re
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+import psycopg2
+from psycopg2.extensions import parse_dsn
 
 from deploy.errors import DeployError
 
-# SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; we install psycopg2, and Railway hands
-# out postgres:// and postgresql:// URLs, so every URL is normalised here before use.
-_DRIVER = "postgresql+psycopg2"
-_ACCEPTED = {"postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"}
+# Railway hands out postgres:// and postgresql://; SQLAlchemy 2.1 maps postgresql:// to
+# psycopg 3, which we do not install, so SQLAlchemy always gets an explicit psycopg2 URL.
+_ACCEPTED = ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg")
+_SQLALCHEMY_DRIVER = "postgresql+psycopg2"
 
 
-def parse_url(raw: str) -> URL:
-    """Return `raw` as a SQLAlchemy URL using the psycopg2 driver, or raise DeployError."""
-    text = (raw or "").strip()
-    try:
-        url = make_url(text)
-    except (ArgumentError, ValueError) as exc:
+def parse_url(raw: object) -> str:
+    """Return `raw` as a libpq URI (postgresql://…), or raise DeployError saying what is wrong.
+
+    Accepts strings and SQLAlchemy URL objects; query options such as sslmode are kept.
+    """
+    if hasattr(raw, "render_as_string"):  # a SQLAlchemy URL from the scratch factory
+        raw = raw.render_as_string(hide_password=False)  # type: ignore[attr-defined]
+    text = str(raw or "").strip()
+    scheme, separator, rest = text.partition("://")
+    if not separator:
         raise DeployError(
-            f"The database URL {mask(text)!r} is not a valid URL ({_reason(exc)}). "
-            "Use the form postgresql://USER:PASSWORD@HOST:PORT/DBNAME, for example the "
-            "DATABASE_PUBLIC_URL from Railway's Postgres service."
-        ) from None
-    if url.drivername not in _ACCEPTED:
-        raise DeployError(
-            f"The database URL {mask(text)!r} uses the scheme {url.drivername!r}; only PostgreSQL "
-            "URLs are supported (postgresql://USER:PASSWORD@HOST:PORT/DBNAME)."
+            f"The database URL {mask(text)!r} is not a URL. Use the form "
+            "postgresql://USER:PASSWORD@HOST:PORT/DBNAME, for example the DATABASE_PUBLIC_URL "
+            "from Railway's Postgres service."
         )
-    if not url.database:
+    if scheme.lower() not in _ACCEPTED:
+        raise DeployError(
+            f"The database URL {mask(text)!r} uses the scheme {scheme!r}; only PostgreSQL URLs "
+            "are supported (postgresql://USER:PASSWORD@HOST:PORT/DBNAME)."
+        )
+    uri = "postgresql://" + rest
+    try:
+        params = parse_dsn(uri)
+    except psycopg2.ProgrammingError as exc:
+        reason = mask(str(exc).strip().splitlines()[0])
+        raise DeployError(
+            f"The database URL {mask(text)!r} is not valid ({reason}). Use the form "
+            "postgresql://USER:PASSWORD@HOST:PORT/DBNAME; percent-encode special characters "
+            "in the password."
+        ) from None
+    port = params.get("port", "5432")
+    if not all(part.isdigit() for part in port.split(",")):
+        raise DeployError(
+            f"The database URL {mask(text)!r} has the port {port!r}; a port is a number "
+            "(PostgreSQL's default is 5432)."
+        )
+    if not params.get("dbname"):
         raise DeployError(
             f"The database URL {mask(text)!r} names no database. Add it after the last slash: "
             "postgresql://USER:PASSWORD@HOST:PORT/DBNAME."
         )
-    return url.set(drivername=_DRIVER)
+    return uri
 
 
-def sqlalchemy_url(url: URL | str) -> str:
-    """Return a URL string SQLAlchemy's create_engine accepts, password included."""
-    parsed = parse_url(url) if isinstance(url, str) else url
-    return parsed.render_as_string(hide_password=False)
+def psycopg2_dsn(url: object) -> dict[str, object]:
+    """Keyword arguments for psycopg2.connect (extra keywords may be added by the caller)."""
+    return {"dsn": parse_url(url)}
 
 
-def psycopg2_dsn(url: URL | str) -> dict[str, object]:
-    """Return keyword arguments for psycopg2.connect (query options such as sslmode kept)."""
-    parsed = parse_url(url) if isinstance(url, str) else url
-    kwargs: dict[str, object] = {"dbname": parsed.database}
-    if parsed.username:
-        kwargs["user"] = parsed.username
-    if parsed.password is not None:
-        kwargs["password"] = parsed.password
-    if parsed.host:
-        kwargs["host"] = parsed.host
-    if parsed.port:
-        kwargs["port"] = parsed.port
-    for key, value in parsed.query.items():
-        kwargs[key] = value if isinstance(value, str) else value[-1]
-    return kwargs
+def sqlalchemy_url(url: object) -> str:
+    """The same database as a SQLAlchemy URL string with the psycopg2 driver."""
+    return _SQLALCHEMY_DRIVER + "://" + parse_url(url).partition("://")[2]
+
+
+def database_name(url: object) -> str:
+    """The database a URL names."""
+    return str(parse_dsn(parse_url(url)).get("dbname", ""))
+
+
+def with_database(url: object, dbname: str) -> str:
+    """The URL of another database on the same server (same user, host, options)."""
+    uri = parse_url(url)
+    head, _, tail = uri.partition("://")
+    authority, slash, path = tail.partition("/")
+    _, question, query = path.partition("?")
+    return f"{head}://{authority}/{dbname}{question}{query}" if slash else uri
 
 
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)")
+_PASSWORD_OPTION = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 
 
 def mask(text: object) -> str:
-    """Return `text` with the password of every URL in it replaced by ***."""
-    if isinstance(text, URL):
-        return text.render_as_string(hide_password=True)
-    return _PASSWORD_IN_URL.sub(r"\1***\3", str(text))
+    """`text` with the password of every URL (and every password=… option) replaced by ***."""
+    if hasattr(text, "render_as_string"):
+        return text.render_as_string(hide_password=True)  # type: ignore[attr-defined]
+    masked = _PASSWORD_IN_URL.sub(r"\1***\3", str(text))
+    return _PASSWORD_OPTION.sub(r"\1***", masked)
 
 
-def describe(url: URL | str) -> str:
-    """Return a short, password-free name for a database: host:port/dbname."""
+def describe(url: object) -> str:
+    """A short, password-free name for a database: host:port/dbname."""
     try:
-        parsed = parse_url(url) if isinstance(url, str) else url
-    except DeployError:
+        params = parse_dsn(parse_url(url))
+    except (DeployError, psycopg2.ProgrammingError):
         return mask(url)
-    host = parsed.host or str(parsed.query.get("host", "local socket"))
-    port = f":{parsed.port}" if parsed.port else ""
-    return f"{host}{port}/{parsed.database}"
-
-
-def _reason(exc: Exception) -> str:
-    return mask(str(exc)).rstrip(".")
+    host = params.get("host") or "local socket"
+    port = f":{params['port']}" if params.get("port") else ""
+    return f"{host}{port}/{params.get('dbname', '')}"
