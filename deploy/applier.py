@@ -4,36 +4,55 @@ Needs only the target database and the plan files: no Docker, no scratch server,
 import of the models. Per run: connect (with backoff) → advisory lock → fingerprint →
 path of plans to head → each plan in one transaction with lock/statement timeouts,
 verified against its `to` before it commits, and recorded in the history table.
+
+A plan with statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY, …) is
+run step by step; the history row remembers how many steps committed and the schema's
+fingerprint at that point, so a re-run after a crash resumes exactly there, and only when
+the database is still in that recorded state.
 """
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
+import random
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg2
+from pglast import ast, enums
 from psycopg2 import sql as pgsql
 
-from deploy import snapshot
+from deploy import snapshot, urls
 from deploy import target as target_db
-from deploy import urls
 from deploy.config import Config
 from deploy.errors import DRIFT, ERROR, UNAPPROVED_HAZARD, DeployError
-from deploy.fingerprint import Description, Exclusions, compare, describe, fingerprint
+from deploy.fingerprint import (
+    Description,
+    Exclusions,
+    compare,
+    describe,
+    fingerprint,
+    split_key,
+)
 from deploy.hazards import classify, unapproved
 from deploy.plans import Plan, PlanGraph, build_graph, load_plans, require_plans_dir, short
-from deploy.runner import StatementFailed, plan_steps, run_steps
-from deploy.statements import referenced_relations
+from deploy.runner import Step, plan_steps, run_steps
+from deploy.statements import DEFAULT_SCHEMA, StatementError, parse, qualified_name, walk
 
 Progress = Callable[[str], None]
+Connection = psycopg2.extensions.connection
 
-# One advisory lock key for every apply against a database: "schema-deploy" as a bigint.
+# One advisory lock key for every apply against a database: "schdeplo" as a bigint.
 LOCK_KEY = int.from_bytes(b"schdeplo", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+# History rows a later run may resume from (a multi-step plan stopped part-way).
+_RESUMABLE = ("running", "failed")
 
 
 @dataclass(frozen=True)
@@ -45,6 +64,7 @@ class AppliedPlan:
     to_fingerprint: str
     seconds: float
     statements: tuple[str, ...] = ()
+    resumed_at_step: int | None = None  # set when an interrupted plan was resumed
 
 
 @dataclass
@@ -56,7 +76,17 @@ class ApplyResult:
     live_fingerprint: str
     head: str | None
     applied: list[AppliedPlan] = field(default_factory=list)
-    adopted: bool = False
+    adopted: bool = False  # in a dry run: would adopt
+    adopted_state: str | None = None
+
+
+@dataclass(frozen=True)
+class _Resume:
+    """A multi-step plan an earlier run left part-way, and where to continue."""
+
+    plan: Plan
+    steps_done: int
+    history_id: int
 
 
 def exclusions_for(config: Config) -> Exclusions:
@@ -101,7 +131,14 @@ def check_approvals(plans: list[Plan]) -> None:
     """Refuse (exit 3) when a plan about to run has a hazard without an `-- approve:` line."""
     missing = []
     for plan in plans:
-        for hazard in unapproved(classify(plan.body), list(plan.approvals)):
+        try:
+            hazards = classify(plan.body)
+        except StatementError as exc:
+            raise DeployError(
+                f"{plan.filename}: {exc}. Fix the SQL (PostgreSQL could not parse it) and run "
+                "again."
+            ) from None
+        for hazard in unapproved(hazards, list(plan.approvals)):
             missing.append(f"{plan.filename}:{hazard.line}: {hazard.text}")
     if missing:
         raise DeployError(
@@ -125,77 +162,371 @@ def apply_plans(
     lock_wait: float = 600.0,
     progress: Progress = lambda _msg: None,
 ) -> ApplyResult:
-    """Bring the target to the head of the plans; exactly the reviewed SQL, nothing else."""
+    """Bring the target to the head of the plans; exactly the reviewed SQL, nothing else.
+
+    Raises DeployError (exit 1 error, 3 unapproved hazard, 4 drift); never leaves a plan
+    half-applied except between the committed steps of a plan that cannot run in one
+    transaction, which the next run resumes.
+    """
+    # Plans first: a damaged file must fail before anything touches the database.
     graph = load_chain(config)
-    exclusions = exclusions_for(config)
     url = target_db.resolve_target(target)
     where = urls.describe(url)
+    run = _Run(
+        config=config,
+        graph=graph,
+        exclusions=exclusions_for(config),
+        where=where,
+        retries=max(1, int(retries)),
+        progress=progress,
+    )
     conn = target_db.connect(url, wait=wait, read_only=dry_run, progress=progress)
     try:
         conn.autocommit = True
-        if not dry_run:
-            _take_lock(conn, lock_wait, progress)
-            _ensure_history(conn, config.history_schema)
-            # A dead client must not keep its locks for the rest of a slow statement.
-            _set(conn, "client_connection_check_interval", "1s", optional=True)
-        live = describe(conn, exclusions)
-        live_fp = fingerprint(live)
-        result = ApplyResult("up-to-date", where, live_fp, graph.head)
-        if graph.head is None:
-            progress("no plans yet: nothing to apply")
-            return result
-        path = graph.path(live_fp)
-        resumed = None if dry_run or path is not None else _resumable(conn, config, graph)
-        if path is None and resumed is None:
-            raise drift_error(config, graph, live, where)
-        if resumed is not None:
-            plan, steps_done = resumed
-            rest = graph.path(plan.to_fingerprint)
-            path = [plan, *(rest or [])]
-        assert path is not None
-        check_approvals(path)
-        if dry_run:
-            result.status = "dry-run"
-            for plan in path:
-                statements = tuple(s.sql for st in plan_steps(plan.body, plan.filename)
-                                   for s in st.statements)
-                result.applied.append(
-                    AppliedPlan(plan.filename, plan.from_fingerprint, plan.to_fingerprint, 0.0,
-                                statements)
-                )
-            return result
-        if not path:
-            _record_adoption_if_new(conn, config, graph, live_fp, progress)
-            progress(f"{where} is up to date ({short(live_fp)})")
-            return result
-        result.adopted = _record_adoption_if_new(conn, config, graph, live_fp, progress)
         _set(conn, "lock_timeout", lock_timeout or config.lock_timeout)
         _set(conn, "statement_timeout", statement_timeout or config.statement_timeout)
-        for index, plan in enumerate(path):
-            start_step = resumed[1] if resumed is not None and index == 0 else 0
-            progress(f"applying {plan.filename} ({index + 1}/{len(path)})")
-            seconds = _apply_one(conn, config, plan, exclusions, graph, retries, start_step,
-                                 progress)
-            result.applied.append(
-                AppliedPlan(plan.filename, plan.from_fingerprint, plan.to_fingerprint, seconds)
-            )
-        result.status = "applied"
-        return result
+        # A client killed mid-statement must not keep its locks for the rest of that statement.
+        _set(conn, "client_connection_check_interval", "1s", optional=True)
+        if not dry_run:
+            _take_lock(conn, lock_wait, progress)
+        return run.apply(conn, dry_run)
+    except psycopg2.Error as exc:
+        raise DeployError(
+            f"The database connection to {where} failed during apply: "
+            f"{urls.mask(str(exc).strip()) or type(exc).__name__}. A plan that was running was "
+            "rolled back (or, for a plan with non-transactional steps, is resumed by the next "
+            "run); run apply again.",
+        ) from None
     finally:
         conn.close()
 
 
-def _set(conn: psycopg2.extensions.connection, name: str, value: str, optional: bool = False) -> None:
-    conn.autocommit = True
+@dataclass
+class _Run:
+    """One apply: the graph, settings and progress sink shared by its steps."""
+
+    config: Config
+    graph: PlanGraph
+    exclusions: Exclusions
+    where: str
+    retries: int
+    progress: Progress
+
+    @property
+    def history(self) -> pgsql.Identifier:
+        return pgsql.Identifier(self.config.history_schema)
+
+    @functools.cached_property
+    def who(self) -> dict[str, str | None]:
+        return _who(self.config)
+
+    def apply(self, conn: Connection, dry_run: bool) -> ApplyResult:
+        graph = self.graph
+        live = describe(conn, self.exclusions)
+        live_fp = fingerprint(live)
+        result = ApplyResult("up-to-date", self.where, live_fp, graph.head)
+        if graph.head is None:
+            self.progress("no plans yet: nothing to apply")
+            return result
+        path = graph.path(live_fp)
+        resume = None
+        if path is None:
+            resume = find_resumable(conn, self.config, graph, live)
+            if resume is None:
+                raise drift_error(self.config, graph, live, self.where)
+            path = [resume.plan, *(graph.path(resume.plan.to_fingerprint) or [])]
+            self.progress(
+                f"{resume.plan.filename} was stopped part-way by an earlier run; resuming at "
+                f"step {resume.steps_done + 1}"
+            )
+        check_approvals(path)
+        self._warn_version(conn, path)
+        adopt_state = None
+        if resume is None and live_fp != graph.start and not _history_has_rows(conn, self.config):
+            adopt_state = _state_name(graph, live_fp)
+        if dry_run:
+            result.status = "dry-run"
+            result.adopted = adopt_state is not None
+            result.adopted_state = adopt_state
+            for index, plan in enumerate(path):
+                resumed_at = resume.steps_done if resume is not None and index == 0 else None
+                statements = tuple(
+                    s.sql for st in plan_steps(plan.body, plan.filename)[resumed_at or 0:]
+                    for s in st.statements
+                )
+                result.applied.append(AppliedPlan(
+                    plan.filename, plan.from_fingerprint, plan.to_fingerprint, 0.0, statements,
+                    resumed_at,
+                ))
+            return result
+        if adopt_state is not None or path:
+            _ensure_history(conn, self.config.history_schema)
+        if adopt_state is not None:
+            self._record_adoption(conn, live_fp, adopt_state)
+            result.adopted, result.adopted_state = True, adopt_state
+        if not path:
+            self.progress(f"{self.where} is up to date ({short(live_fp)})")
+            return result
+        self._close_stale_rows(conn, resume)
+        current = live
+        for index, plan in enumerate(path):
+            resumed = resume if index == 0 else None
+            self.progress(f"applying {plan.filename} ({index + 1}/{len(path)})")
+            started = time.monotonic()
+            current = self._apply_one(conn, plan, current, resumed)
+            result.applied.append(AppliedPlan(
+                plan.filename, plan.from_fingerprint, plan.to_fingerprint,
+                time.monotonic() - started, (), resumed.steps_done if resumed else None,
+            ))
+        result.status = "applied"
+        return result
+
+    # --- one plan -----------------------------------------------------------------------
+
+    def _apply_one(
+        self, conn: Connection, plan: Plan, before: Description, resume: _Resume | None
+    ) -> Description:
+        """Run one plan (from its first step, or from where `resume` says); return its `to`."""
+        steps = plan_steps(plan.body, plan.filename)
+        single = len(steps) == 1 and steps[0].transactional
+        started = time.time()
+        conn.autocommit = True  # history bookkeeping between steps commits on its own
+        history_id: int | None = None
+        start_step = 0
+        if resume is not None:
+            history_id, start_step = resume.history_id, resume.steps_done
+            self._update_row(conn, history_id, status="running", error=None)
+        elif not single:
+            invalid = _invalid_indexes(conn)
+            history_id = self._insert_row(
+                conn, plan, "running", started, resume_fp=_resume_fingerprint(
+                    before, invalid, steps[0]),
+            )
+        after: dict[str, Description] = {}
+
+        def before_commit(cur: object, steps_done: int) -> None:
+            # Runs inside the step's transaction: what it records commits with the step.
+            view = cur.connection  # type: ignore[attr-defined]
+            if steps_done < len(steps):
+                desc = describe(view, self.exclusions)
+                resume_fp = _resume_fingerprint(desc, _invalid_indexes(view), steps[steps_done])
+                self._update_row(cur, history_id, steps_done=steps_done, resume_fp=resume_fp)
+                return
+            after["to"] = self._verify(view, plan, steps, single, before)
+            if single:
+                self._insert_row(cur, plan, "applied", started, steps_done=steps_done)
+            else:
+                self._update_row(cur, history_id, status="applied", steps_done=steps_done,
+                                 finished=True)
+
+        for index in range(start_step, len(steps)):
+            if not single:
+                kind = "transaction" if steps[index].transactional else "outside a transaction"
+                self.progress(f"  step {index + 1}/{len(steps)} ({kind})")
+            try:
+                self._run_step(conn, plan, steps, index, before_commit)
+            except DeployError as exc:
+                self._record_failure(conn, plan, history_id, started, exc.message)
+                raise
+        return after["to"]
+
+    def _run_step(
+        self, conn: Connection, plan: Plan, steps: list[Step], index: int,
+        before_commit: Callable[[object, int], None],
+    ) -> None:
+        """Run steps[index], retrying with backoff when a lock wait times out."""
+        delay = 0.5
+        for attempt in range(1, self.retries + 1):
+            try:
+                # steps[: index + 1] with start=index runs exactly this step.
+                run_steps(conn, steps[: index + 1], filename=plan.filename, start=index,
+                          before_commit=before_commit)
+                return
+            except psycopg2.errors.LockNotAvailable:
+                blockers = blocking_sessions(conn, plan)
+                if attempt >= self.retries:
+                    kept = (
+                        "nothing of it was kept" if index == 0
+                        else f"its first {index} step(s) stay committed and the next run resumes "
+                        f"at step {index + 1}"
+                    )
+                    raise DeployError(
+                        f"{plan.filename} could not get its locks after {attempt} attempt(s) "
+                        f"(lock_timeout each time); {kept}. Blocked by: "
+                        f"{blockers or 'a session that has finished since'}. Let that session "
+                        "finish (or end it with pg_terminate_backend(<pid>)), then run apply "
+                        "again.",
+                    ) from None
+                self.progress(
+                    f"lock wait timed out (attempt {attempt}/{self.retries}); blocked by "
+                    f"{blockers or 'an unknown session'}; retrying in {delay:.1f}s"
+                )
+                time.sleep(delay * random.uniform(0.8, 1.2))  # jitter: competing deploys desync
+                delay = min(delay * 2, 10.0)
+            except psycopg2.errors.QueryCanceled:
+                raise DeployError(
+                    f"{plan.filename} was cancelled (statement_timeout, or pg_cancel_backend) and "
+                    "rolled back. Raise --statement-timeout (or [tool.deploy] statement_timeout) "
+                    "if the statement is expected to be slow, or split it into smaller steps.",
+                ) from None
+
+    def _verify(self, view: Connection, plan: Plan, steps: list[Step], single: bool,
+                before: Description) -> Description:
+        """Inside the last step's transaction: the schema must now be exactly the plan's `to`."""
+        after = describe(view, self.exclusions)
+        after_fp = fingerprint(after)
+        if after_fp == plan.to_fingerprint:
+            return after
+        head = snapshot.load_state(self.config)
+        if (head is not None and plan.to_fingerprint == self.graph.head
+                and fingerprint(head) == self.graph.head):
+            title, differences = "Differences from the plan's 'to' (- expected, + got):", compare(
+                head, after)
+        else:  # no description of `to` at hand: show what the plan did, for a reviewer to judge
+            title, differences = "What the plan changed (- before, + after):", compare(
+                before, after)
+        lines = [str(d) for d in differences[:40]]
+        if len(differences) > 40:
+            lines.append(f"… and {len(differences) - 40} more")
+        if single:
+            undone = "so it was rolled back: nothing of it was kept"
+        elif steps[-1].transactional:
+            undone = ("so its last step was rolled back; the steps before it stay committed "
+                      "(see `invoke status`), and apply stops here")
+        else:
+            undone = ("and apply stops here: its steps ran outside a transaction and stay "
+                      "(see `invoke status`)")
+        raise DeployError(
+            f"{plan.filename} ran, but the schema it produced ({short(after_fp)}) is not the "
+            f"plan's 'to' ({short(plan.to_fingerprint)}), {undone}. The file was probably edited "
+            "after it was generated: run `invoke check` to see, and restore or regenerate it.",
+            exit_code=ERROR,
+            details=title + "\n" + "\n".join(lines),
+        )
+
+    def _warn_version(self, conn: Connection, path: list[Plan]) -> None:
+        major = target_db.server_major(conn)
+        versions = sorted({p.postgres for p in path if p.postgres != major})
+        if versions:
+            self.progress(
+                f"note: {self.where} runs PostgreSQL {major}; plans were verified on "
+                f"{', '.join(map(str, versions))}. A plan that lands elsewhere is rolled back."
+            )
+
+    # --- history ----------------------------------------------------------------------------
+
+    def _insert_row(
+        self, cur_or_conn: object, plan: Plan, status: str, started: float, *,
+        steps_done: int = 0, resume_fp: str | None = None, error: str | None = None,
+        from_fp: str | None = None, to_fp: str | None = None, note: str | None = None,
+    ) -> int:
+        who = self.who
+        query = pgsql.SQL(
+            "INSERT INTO {}.history (plan, status, from_fingerprint, to_fingerprint, sql_sha256, "
+            "steps_done, resume_fingerprint, started_at, duration_ms, client_host, deployment, "
+            "git_sha, error, note) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "RETURNING id"
+        ).format(self.history)
+        params = (
+            plan.filename, status, from_fp or plan.from_fingerprint,
+            to_fp or plan.to_fingerprint, plan.sha256, steps_done, resume_fp,
+            datetime.fromtimestamp(started, UTC), int((time.time() - started) * 1000),
+            who["client_host"], who["deployment"], who["git_sha"], error, note,
+        )
+        return _execute_returning(cur_or_conn, query, params)
+
+    def _update_row(
+        self, cur_or_conn: object, history_id: int | None, *, status: str | None = None,
+        steps_done: int | None = None, resume_fp: str | None = None, error: object = ...,
+        finished: bool = False,
+    ) -> None:
+        if history_id is None:
+            return
+        sets = []
+        params: list[object] = []
+        for column, value in (("status", status), ("steps_done", steps_done),
+                              ("resume_fingerprint", resume_fp)):
+            if value is not None:
+                sets.append(pgsql.SQL("{} = %s").format(pgsql.Identifier(column)))
+                params.append(value)
+        if error is not ...:
+            sets.append(pgsql.SQL("error = %s"))
+            params.append(error)
+        if finished:
+            sets.append(pgsql.SQL(
+                "duration_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::int"))
+        query = pgsql.SQL("UPDATE {}.history SET {} WHERE id = %s").format(
+            self.history, pgsql.SQL(", ").join(sets))
+        _execute_returning(cur_or_conn, query, (*params, history_id), fetch=False)
+
+    def _record_failure(
+        self, conn: Connection, plan: Plan, history_id: int | None, started: float, error: str
+    ) -> None:
+        """Best effort: a failed attempt shows in `status`; the schema change itself is gone."""
+        try:
+            conn.autocommit = True
+            if history_id is None:
+                self._insert_row(conn, plan, "failed", started, error=error[:2000])
+            else:
+                self._update_row(conn, history_id, status="failed", error=error[:2000],
+                                 finished=True)
+        except psycopg2.Error:
+            pass
+
+    def _record_adoption(self, conn: Connection, live_fp: str, state: str) -> None:
+        """First apply on a database already at a known state (e.g. built by Flask-Migrate)."""
+        conn.autocommit = True
+        note = _alembic_note(conn)
+        plan = next((p for p in self.graph.chain if p.filename == state), None)
+        with conn.cursor() as cur:
+            cur.execute(
+                pgsql.SQL(
+                    "INSERT INTO {}.history (plan, status, from_fingerprint, to_fingerprint, "
+                    "sql_sha256, started_at, duration_ms, client_host, deployment, git_sha, note) "
+                    "VALUES (%s, 'adopted', %s, %s, NULL, clock_timestamp(), 0, %s, %s, %s, %s)"
+                ).format(self.history),
+                (plan.filename if plan else state, live_fp, live_fp,
+                 self.who["client_host"], self.who["deployment"], self.who["git_sha"], note),
+            )
+        self.progress(f"adopted the existing schema as the state after {state} (no DDL re-run)"
+                      + (f"; {note}" if note else ""))
+
+    def _close_stale_rows(self, conn: Connection, resume: _Resume | None) -> None:
+        """Rows still 'running' belong to dead runs (we hold the deploy lock): mark them."""
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(
+                pgsql.SQL("UPDATE {}.history SET status = 'interrupted' "
+                          "WHERE status = 'running' AND id <> %s").format(self.history),
+                (resume.history_id if resume else -1,),
+            )
+
+
+def _execute_returning(cur_or_conn: object, query: pgsql.Composable, params: tuple,
+                       fetch: bool = True) -> int:
+    if isinstance(cur_or_conn, psycopg2.extensions.connection):
+        cur_or_conn.autocommit = True  # a bare connection: the statement commits on its own
+        with cur_or_conn.cursor() as cur:
+            cur.execute(query, params)
+            return int(cur.fetchone()[0]) if fetch else 0
+    cur_or_conn.execute(query, params)  # type: ignore[attr-defined]
+    return int(cur_or_conn.fetchone()[0]) if fetch else 0  # type: ignore[attr-defined]
+
+
+def _set(conn: Connection, name: str, value: str, optional: bool = False) -> None:
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT set_config(%s, %s, false)", (name, value))
     except psycopg2.Error as exc:
         if not optional:
-            raise DeployError(f"Invalid {name} {value!r}: {exc.pgerror or exc}".strip()) from None
+            message = (exc.pgerror or str(exc)).strip().splitlines()[0]
+            raise DeployError(
+                f"Invalid {name} {value!r}: {message}. Use a PostgreSQL duration such as 5s, "
+                "500ms or 15min."
+            ) from None
 
 
-def _take_lock(conn: psycopg2.extensions.connection, deadline_s: float, progress: Progress) -> None:
+def _take_lock(conn: Connection, deadline_s: float, progress: Progress) -> None:
     """Session advisory lock: a concurrent apply waits here, then finds nothing to do."""
     deadline = time.monotonic() + deadline_s
     announced = False
@@ -210,9 +541,10 @@ def _take_lock(conn: psycopg2.extensions.connection, deadline_s: float, progress
             if time.monotonic() > deadline:
                 raise DeployError(
                     f"Another apply held the deploy lock for over {deadline_s:.0f}s. Check "
-                    "`invoke status` and pg_stat_activity for a stuck apply, then run again."
+                    "`invoke status` and pg_stat_activity (application_name 'schema-deploy') for "
+                    "a stuck apply, then run again."
                 )
-            time.sleep(0.5)
+            time.sleep(0.2)
 
 
 _HISTORY_DDL = """
@@ -225,31 +557,51 @@ CREATE TABLE IF NOT EXISTS {schema}.history (
     to_fingerprint text NOT NULL,
     sql_sha256 text,
     steps_done integer NOT NULL DEFAULT 0,
+    resume_fingerprint text,
     started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     duration_ms integer,
     db_user text NOT NULL DEFAULT current_user,
     client_host text,
     deployment text,
     git_sha text,
-    error text
+    error text,
+    note text
 );
-COMMENT ON TABLE {schema}.history IS 'Plans applied by invoke apply (schema-deploy); do not edit.';
+COMMENT ON TABLE {schema}.history IS
+    'Plans applied by invoke apply (schema-deploy); status: applied, adopted, running, failed, '
+    'interrupted. Do not edit.';
 """
 
 
-def _ensure_history(conn: psycopg2.extensions.connection, schema: str) -> None:
+def _ensure_history(conn: Connection, schema: str) -> None:
+    conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT to_regclass(%s) IS NOT NULL", (f"{pgsql_ident(schema)}.history",)
-        )
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{pgsql_ident(schema)}.history",))
         if cur.fetchone()[0]:
             return
         try:
-            cur.execute(
-                pgsql.SQL(_HISTORY_DDL).format(schema=pgsql.Identifier(schema))  # type: ignore[arg-type]
-            )
-        except psycopg2.errors.UniqueViolation:
-            pass  # created concurrently by another apply: fine
+            cur.execute(pgsql.SQL(_HISTORY_DDL).format(schema=pgsql.Identifier(schema)))
+        except psycopg2.errors.InsufficientPrivilege as exc:
+            raise DeployError(
+                f"The database user may not create the history schema {schema!r} "
+                f"({(exc.pgerror or '').strip()}). Grant it CREATE on the database, or create "
+                "the schema once as its owner."
+            ) from None
+
+
+def _history_exists(conn: Connection, schema: str) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{pgsql_ident(schema)}.history",))
+        return bool(cur.fetchone()[0])
+
+
+def _history_has_rows(conn: Connection, config: Config) -> bool:
+    if not _history_exists(conn, config.history_schema):
+        return False
+    with conn.cursor() as cur:
+        cur.execute(pgsql.SQL("SELECT EXISTS (SELECT 1 FROM {}.history)").format(
+            pgsql.Identifier(config.history_schema)))
+        return bool(cur.fetchone()[0])
 
 
 def pgsql_ident(name: str) -> str:
@@ -257,224 +609,197 @@ def pgsql_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _who() -> dict[str, str | None]:
+def _state_name(graph: PlanGraph, fp: str) -> str:
+    """The plan file whose `to` is `fp`, or "(start)" for the empty schema."""
+    for plan in graph.chain:
+        if plan.to_fingerprint == fp:
+            return plan.filename
+    return "(start)"
+
+
+def _alembic_note(conn: Connection) -> str | None:
+    """'alembic_version=<rev>' when the database was run by Alembic / Flask-Migrate."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = 'alembic_version' AND c.relkind = 'r' LIMIT 1"
+        )
+        row = cur.fetchone()
+        if row is None:
+            return None
+        try:
+            cur.execute(pgsql.SQL("SELECT string_agg(version_num, ',') FROM {}.alembic_version")
+                        .format(pgsql.Identifier(row[0])))
+            version = cur.fetchone()[0]
+        except psycopg2.Error:
+            return "alembic_version present"
+    return f"alembic_version={version}" if version else "alembic_version present (empty)"
+
+
+def _who(config: Config) -> dict[str, str | None]:
+    """Who and where, for the history row: OS user@host, Railway deployment, git commit."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # containers often run a uid with no passwd entry
+        user = str(os.getuid())
     return {
-        "client_host": f"{getpass.getuser()}@{socket.gethostname()}",
+        "client_host": f"{user}@{socket.gethostname()}",
         "deployment": os.environ.get("RAILWAY_DEPLOYMENT_ID"),
-        "git_sha": os.environ.get("RAILWAY_GIT_COMMIT_SHA") or os.environ.get("GIT_COMMIT")
-        or os.environ.get("GITHUB_SHA"),
+        "git_sha": os.environ.get("RAILWAY_GIT_COMMIT_SHA") or os.environ.get("GITHUB_SHA")
+        or os.environ.get("GIT_COMMIT") or _git_head(config),
     }
 
 
-def _insert_history(
-    cur: object, schema: str, plan_name: str, status: str, from_fp: str, to_fp: str,
-    sql_sha256: str | None, steps_done: int, started: float, error: str | None = None,
-) -> int:
-    who = _who()
-    cur.execute(  # type: ignore[attr-defined]
-        pgsql.SQL(
-            "INSERT INTO {}.history (plan, status, from_fingerprint, to_fingerprint, sql_sha256, "
-            "steps_done, started_at, duration_ms, client_host, deployment, git_sha, error) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
-        ).format(pgsql.Identifier(schema)),
-        (
-            plan_name, status, from_fp, to_fp, sql_sha256, steps_done,
-            datetime.fromtimestamp(started, UTC), int((time.time() - started) * 1000),
-            who["client_host"], who["deployment"], who["git_sha"], error,
-        ),
-    )
-    return int(cur.fetchone()[0])  # type: ignore[attr-defined]
-
-
-def _record_adoption_if_new(
-    conn: psycopg2.extensions.connection, config: Config, graph: PlanGraph, live_fp: str,
-    progress: Progress,
-) -> bool:
-    """First apply on a database that is already at a known state (e.g. built by Alembic)."""
-    if live_fp == graph.start:
-        return False
-    with conn.cursor() as cur:
-        cur.execute(pgsql.SQL("SELECT count(*) FROM {}.history").format(
-            pgsql.Identifier(config.history_schema)))
-        if cur.fetchone()[0]:
-            return False
-        state = next(
-            (p.filename for p in graph.chain if p.to_fingerprint == live_fp), "(start)"
-        )
-        _insert_history(cur, config.history_schema, state, "adopted", live_fp, live_fp, None, 0,
-                        time.time())
-    progress(f"adopted the existing schema as the state after {state}; no DDL re-run")
-    return True
-
-
-def _resumable(
-    conn: psycopg2.extensions.connection, config: Config, graph: PlanGraph
-) -> tuple[Plan, int] | None:
-    """A plan with non-transactional steps that an earlier run left part-way."""
-    with conn.cursor() as cur:
-        cur.execute(pgsql.SQL(
-            "SELECT plan, steps_done, status FROM {}.history ORDER BY id DESC LIMIT 1"
-        ).format(pgsql.Identifier(config.history_schema)))
-        row = cur.fetchone()
-    if not row or row[2] != "running" or row[1] <= 0:
+def _git_head(config: Config) -> str | None:
+    if not (config.root / ".git").exists():
         return None
-    plan = next((p for p in graph.chain if p.filename == row[0]), None)
-    return (plan, int(row[1])) if plan is not None else None
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=config.root, capture_output=True,
+                              text=True, timeout=2, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
 
 
-def _apply_one(
-    conn: psycopg2.extensions.connection, config: Config, plan: Plan, exclusions: Exclusions,
-    graph: PlanGraph, retries: int, start_step: int, progress: Progress,
-) -> float:
-    steps = plan_steps(plan.body, plan.filename)
-    started = time.time()
-    single = len(steps) == 1 and steps[0].transactional
-    history_id: int | None = None
-    if not single and start_step == 0:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            history_id = _insert_history(
-                cur, config.history_schema, plan.filename, "running", plan.from_fingerprint,
-                plan.to_fingerprint, plan.sha256, 0, started,
-            )
-
-    def before_commit(cur: object, steps_done: int) -> None:
-        if steps_done < len(steps):
-            _update_steps(cur, config.history_schema, plan.filename, steps_done)
-            return
-        _verify_inside(cur, plan, exclusions, config, graph)
-        if single:
-            _insert_history(cur, config.history_schema, plan.filename, "applied",
-                            plan.from_fingerprint, plan.to_fingerprint, plan.sha256, steps_done,
-                            started)
-        else:
-            _finish_running(cur, config.history_schema, plan.filename, steps_done, started)
-
-    attempt = 0
-    delay = 0.5
-    while True:
-        attempt += 1
-        try:
-            run_steps(conn, steps, filename=plan.filename, start=start_step,
-                      before_commit=before_commit)
-            break
-        except psycopg2.errors.LockNotAvailable:
-            blockers = _blockers(conn, plan)
-            if attempt >= retries:
-                raise DeployError(
-                    f"{plan.filename} could not get its locks after {attempt} attempts "
-                    "(lock_timeout each time); nothing of it was kept. Blocked by: "
-                    f"{blockers or 'a session that has finished since'}. Let that session "
-                    "finish (or end it), then run apply again.",
-                    exit_code=ERROR,
-                ) from None
-            progress(f"lock wait timed out (attempt {attempt}/{retries}); blocked by {blockers}; "
-                     f"retrying in {delay:.1f}s")
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
-        except psycopg2.errors.QueryCanceled:
-            raise DeployError(
-                f"{plan.filename} exceeded statement_timeout and was rolled back; nothing of it "
-                "was kept. Raise --statement-timeout (or [tool.deploy] statement_timeout) if the "
-                "statement is expected to be slow, or rewrite it to run in smaller steps.",
-            ) from None
-        except StatementFailed as exc:
-            if history_id is not None:
-                _mark_failed(conn, config.history_schema, plan.filename, exc.message)
-            raise
-    _ = history_id
-    return time.time() - started
+# --- resuming multi-step plans ------------------------------------------------------------
 
 
-def _verify_inside(
-    cur: object, plan: Plan, exclusions: Exclusions, config: Config, graph: PlanGraph
-) -> None:
-    """Inside the plan's transaction: the schema must now be exactly the plan's `to`."""
-    after = describe(cur.connection, exclusions)  # type: ignore[attr-defined]
-    after_fp = fingerprint(after)
-    if after_fp == plan.to_fingerprint:
-        return
-    details = ""
-    head = snapshot.load_state(config)
-    if head is not None and plan.to_fingerprint == graph.head and fingerprint(head) == graph.head:
-        differences = compare(head, after)
-        details = "Differences from the plan's 'to' (- expected, + got):\n" + "\n".join(
-            str(d) for d in differences[:40]
+def _invalid_indexes(conn: object) -> set[tuple[str, str]]:
+    """(schema, index) of every INVALID index: leftovers of killed concurrent builds."""
+    with conn.cursor() as cur:  # type: ignore[attr-defined]
+        cur.execute(
+            "SELECT n.nspname, c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid"
         )
-    raise DeployError(
-        f"{plan.filename} ran, but the schema it produced ({short(after_fp)}) is not the plan's "
-        f"'to' ({short(plan.to_fingerprint)}), so it was rolled back. The file was probably "
-        "edited after it was generated: run `invoke check` locally to see, and regenerate it.",
-        exit_code=ERROR,
-        details=details,
-    )
+        return {(schema, name) for schema, name in cur.fetchall()}
 
 
-def _update_steps(cur: object, schema: str, plan_name: str, steps_done: int) -> None:
-    cur.execute(  # type: ignore[attr-defined]
-        pgsql.SQL(
-            "UPDATE {}.history SET steps_done = %s WHERE id = (SELECT max(id) FROM {}.history "
-            "WHERE plan = %s AND status = 'running')"
-        ).format(pgsql.Identifier(schema), pgsql.Identifier(schema)),
-        (steps_done, plan_name),
-    )
+def _indexes_named_by(step: Step) -> set[tuple[str, str]]:
+    """Indexes a non-transactional step builds or drops concurrently (a crash leaves them half)."""
+    if step.transactional:
+        return set()
+    names: set[tuple[str, str]] = set()
+    for parsed in parse(step.statements[0].sql):
+        node = parsed.node
+        if isinstance(node, ast.IndexStmt) and node.idxname:
+            names.add((node.relation.schemaname or DEFAULT_SCHEMA, node.idxname))
+        elif isinstance(node, ast.DropStmt) and node.removeType == enums.ObjectType.OBJECT_INDEX:
+            for obj in node.objects or ():
+                names.add(qualified_name(obj))
+    return names
 
 
-def _finish_running(cur: object, schema: str, plan_name: str, steps_done: int, started: float) -> None:
-    cur.execute(  # type: ignore[attr-defined]
-        pgsql.SQL(
-            "UPDATE {}.history SET status = 'applied', steps_done = %s, duration_ms = %s "
-            "WHERE id = (SELECT max(id) FROM {}.history WHERE plan = %s AND status = 'running')"
-        ).format(pgsql.Identifier(schema), pgsql.Identifier(schema)),
-        (steps_done, int((time.time() - started) * 1000), plan_name),
-    )
+def _resume_fingerprint(desc: Description, invalid: set[tuple[str, str]], next_step: Step) -> str:
+    """Fingerprint of a part-way state, blind to what a crash in `next_step` can leave behind.
+
+    A killed CREATE/DROP INDEX CONCURRENTLY leaves an INVALID index (the runner drops and
+    rebuilds it on the re-run), so INVALID indexes and the indexes the next step touches
+    are left out; everything else must match exactly before a plan is resumed.
+    """
+    skip = invalid | _indexes_named_by(next_step)
+    kept = {}
+    for key, value in desc.items():
+        kind, _, name = key.partition(" ")
+        if kind == "index":
+            parts = split_key(name)
+            if len(parts) >= 3 and (parts[0], parts[-1]) in skip:
+                continue
+        kept[key] = value
+    return fingerprint(kept)
 
 
-def _mark_failed(conn: psycopg2.extensions.connection, schema: str, plan_name: str,
-                 error: str) -> None:
+def find_resumable(
+    conn: Connection, config: Config, graph: PlanGraph, live: Description
+) -> _Resume | None:
+    """The plan an earlier run left part-way, if the database is exactly where it stopped."""
+    schema = config.history_schema
+    if not _history_exists(conn, schema):
+        return None
+    with conn.cursor() as cur:
+        cur.execute(
+            pgsql.SQL(
+                "SELECT id, plan, steps_done, resume_fingerprint, sql_sha256 FROM {}.history "
+                "WHERE status = ANY(%s) AND resume_fingerprint IS NOT NULL "
+                "ORDER BY id DESC LIMIT 10"
+            ).format(pgsql.Identifier(schema)),
+            (list(_RESUMABLE),),
+        )
+        rows = cur.fetchall()
+    if not rows:
+        return None
+    by_name = {p.filename: p for p in graph.chain}
+    invalid = _invalid_indexes(conn)
+    for history_id, name, steps_done, resume_fp, sha in rows:
+        plan = by_name.get(name)
+        if plan is None or plan.sha256 != sha:
+            continue  # the file changed since: resuming it would run different SQL
+        steps = plan_steps(plan.body, plan.filename)
+        if steps_done >= len(steps):
+            continue
+        if _resume_fingerprint(live, invalid, steps[steps_done]) == resume_fp:
+            return _Resume(plan, int(steps_done), int(history_id))
+    return None
+
+
+# --- who blocks us ------------------------------------------------------------------------
+
+
+def _relations(plan: Plan) -> list[str]:
+    """Quoted, qualified names of every relation the plan's SQL mentions (to_regclass form)."""
+    names: set[str] = set()
+    try:
+        parsed = parse(plan.body)
+    except StatementError:
+        return []
+    for statement in parsed:
+        for node in walk(statement.node):
+            if isinstance(node, ast.RangeVar) and node.relname:
+                names.add(f"{pgsql_ident(node.schemaname or DEFAULT_SCHEMA)}."
+                          f"{pgsql_ident(node.relname)}")
+    return sorted(names)
+
+
+def blocking_sessions(conn: Connection, plan: Plan) -> str:
+    """Sessions holding locks on the relations the plan touches, as one readable line.
+
+    Falls back to other sessions with an open transaction in this database when none of
+    those relations is locked (the conflict was on another object, e.g. a type).
+    """
+    names = _relations(plan)
+    query = """
+        SELECT a.pid, a.usename, a.application_name, a.state,
+               string_agg(DISTINCT l.mode || coalesce(' on ' || l.relation::regclass::text, ''),
+                          ', '),
+               left(regexp_replace(a.query, '\\s+', ' ', 'g'), 160),
+               round(extract(epoch FROM clock_timestamp() - a.xact_start))
+        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.granted AND l.pid <> pg_backend_pid() AND {condition}
+        GROUP BY a.pid, a.usename, a.application_name, a.state, a.query, a.xact_start
+        ORDER BY a.pid
+    """
+    by_relation = """l.relation = ANY (SELECT to_regclass(n)::oid FROM unnest(%s::text[]) n
+                                        WHERE to_regclass(n) IS NOT NULL)"""
+    open_tx = "a.datname = current_database() AND a.xact_start IS NOT NULL"
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute(
-                pgsql.SQL(
-                    "UPDATE {}.history SET error = %s WHERE id = (SELECT max(id) FROM {}.history "
-                    "WHERE plan = %s AND status = 'running')"
-                ).format(pgsql.Identifier(schema), pgsql.Identifier(schema)),
-                (error, plan_name),
-            )
-    except psycopg2.Error:
-        pass
-
-
-def _blockers(conn: psycopg2.extensions.connection, plan: Plan) -> str:
-    """Sessions holding locks on the relations the plan touches, as one readable line."""
-    names = sorted({name for st in plan_steps(plan.body, plan.filename) for s in st.statements
-                    for name in referenced_relations(s)})
-    if not names:
-        return ""
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(
-                """
-                SELECT DISTINCT a.pid, a.usename, a.application_name, a.state,
-                       left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120),
-                       round(extract(epoch FROM clock_timestamp() - a.xact_start))
-                FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                WHERE l.granted AND l.pid <> pg_backend_pid()
-                  AND l.relation = ANY (SELECT to_regclass(n)::oid FROM unnest(%s::text[]) n
-                                        WHERE to_regclass(n) IS NOT NULL)
-                ORDER BY a.pid
-                """,
-                (names,),
-            )
-            rows = cur.fetchall()
+            rows = []
+            if names:
+                cur.execute(query.format(condition=by_relation), (names,))
+                rows = cur.fetchall()
+            if not rows:
+                cur.execute(query.format(condition=open_tx))
+                rows = cur.fetchall()
     except psycopg2.Error:
         return ""
     return "; ".join(
-        f"pid {pid} (user {user}, app {app or '-'}, {state}, transaction open {age}s): {query}"
-        for pid, user, app, state, query, age in rows
+        f"pid {pid} (user {user}, application {app or '-'}, {state}, holding {locks}, "
+        f"transaction open {age}s) running: {query_text}"
+        for pid, user, app, state, locks, query_text, age in rows
     )
+
+
+# --- status -------------------------------------------------------------------------------
 
 
 @dataclass
@@ -485,7 +810,7 @@ class StatusResult:
     target: str
     live_fingerprint: str
     head: str | None
-    matches: str | None  # plan file whose `to` the live schema equals, or "(start)"
+    matches: str | None  # plan file whose `to` the live schema equals, or "(empty schema)"
     pending: list[str] = field(default_factory=list)
     history: list[dict[str, object]] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
@@ -497,21 +822,34 @@ def read_status(config: Config, *, target: str | None = None, wait: float = 10.0
     url = target_db.resolve_target(target)
     conn = target_db.connect(url, wait=wait, read_only=True)
     try:
+        conn.autocommit = True
         live = describe(conn, exclusions_for(config))
+        live_fp = fingerprint(live)
+        path = graph.path(live_fp) if graph.head else None
+        resume = None
+        if graph.head and path is None:
+            resume = find_resumable(conn, config, graph, live)
         history = _history_rows(conn, config.history_schema)
+    except psycopg2.Error as exc:
+        raise DeployError(
+            f"Reading the schema of {urls.describe(url)} failed: {urls.mask(str(exc).strip())}."
+        ) from None
     finally:
         conn.close()
-    live_fp = fingerprint(live)
     result = StatusResult("no-plans", urls.describe(url), live_fp, graph.head, None,
                           history=history)
     if graph.head is None:
         return result
-    path = graph.path(live_fp)
     if live_fp == graph.start:
         result.matches = "(empty schema)"
     for plan in graph.chain:
         if plan.to_fingerprint == live_fp:
             result.matches = plan.filename
+    if resume is not None:
+        steps = len(plan_steps(resume.plan.body, resume.plan.filename))
+        result.matches = (f"part-way through {resume.plan.filename} (step {resume.steps_done} of "
+                          f"{steps} done; apply resumes it)")
+        path = [resume.plan, *(graph.path(resume.plan.to_fingerprint) or [])]
     if path is None:
         result.state = "drift"
         head = snapshot.load_state(config)
@@ -525,20 +863,18 @@ def read_status(config: Config, *, target: str | None = None, wait: float = 10.0
     return result
 
 
-def _history_rows(conn: psycopg2.extensions.connection, schema: str, limit: int = 5) -> list[dict[str, object]]:
+def _history_rows(conn: Connection, schema: str, limit: int = 5) -> list[dict[str, object]]:
+    if not _history_exists(conn, schema):
+        return []
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{pgsql_ident(schema)}.history",))
-        if not cur.fetchone()[0]:
-            conn.rollback()
-            return []
         cur.execute(
             pgsql.SQL(
-                "SELECT plan, status, to_fingerprint, started_at, duration_ms, db_user, "
-                "client_host, deployment, git_sha FROM {}.history ORDER BY id DESC LIMIT %s"
+                "SELECT id, plan, status, from_fingerprint, to_fingerprint, sql_sha256, "
+                "steps_done, started_at, duration_ms, db_user, client_host, deployment, git_sha, "
+                "error, note "
+                "FROM {}.history ORDER BY id DESC LIMIT %s"
             ).format(pgsql.Identifier(schema)),
             (limit,),
         )
         columns = [d[0] for d in cur.description]
-        rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
-    conn.rollback()
-    return rows
+        return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]

@@ -19,6 +19,8 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+
 Description = dict[str, str]
 
 # Schemas that belong to the server itself.
@@ -266,10 +268,15 @@ def describe(conn, exclusions: Exclusions = NOTHING_EXCLUDED) -> Description:  #
     """Read the canonical description of the schema behind a DB-API connection.
 
     Works on psycopg2 connections and on SQLAlchemy connections (via their DB-API
-    connection). Reads only; leaves no transaction open.
+    connection). Reads only. Inside a caller's open transaction it sees that transaction's
+    changes and leaves it open (apply verifies a plan before COMMIT); otherwise it ends the
+    read transaction it started.
     """
     raw = getattr(conn, "connection", conn)
     raw = getattr(raw, "dbapi_connection", raw)
+    # A rollback here must only end a transaction this call opened: inside the caller's,
+    # it would silently undo the caller's work.
+    opened_here = not raw.autocommit and raw.info.transaction_status == TRANSACTION_STATUS_IDLE
     params_base = {"system": list(_SYSTEM_SCHEMAS), "skip_schemas": list(exclusions.schemas)}
     result: Description = {}
     with raw.cursor() as cur:
@@ -287,7 +294,7 @@ def describe(conn, exclusions: Exclusions = NOTHING_EXCLUDED) -> Description:  #
                     value += f" comment={json.dumps(comment)}"
                 result[f"{kind} {key}"] = value.strip()
         cur.execute("SELECT set_config('search_path', %s, false)", (saved_path,))
-    if not getattr(raw, "autocommit", True):
+    if opened_here:
         raw.rollback()
     return result
 

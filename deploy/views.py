@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from deploy import errors
 from deploy.applier import ApplyResult, StatusResult
 from deploy.config import Config
-from deploy.planner import PlanResult
 from deploy.plans import short
-from deploy.report import Output
+from deploy.report import Output, append_step_summary
+
+if TYPE_CHECKING:  # the planner pulls in SQLAlchemy and migra: keep them off the apply path
+    from deploy.planner import PlanResult
 
 
 def _relative(config: Config, path: object) -> str:
@@ -41,7 +45,9 @@ def show_plan(out: Output, config: Config, result: PlanResult) -> int:
         out.text(out.colour("note: ", "yellow") + note)
     where = f" for {result.target}" if result.target else ""
     if result.status == "up-to-date":
-        out.text(out.colour(f"Nothing to do{where}: the schema already matches the models.", "green"))
+        out.text(
+            out.colour(f"Nothing to do{where}: the schema already matches the models.", "green")
+        )
         if result.snapshot_written:
             out.text(f"Updated {_relative(config, config.snapshot)}.")
         return code
@@ -87,13 +93,19 @@ def show_apply(out: Output, result: ApplyResult) -> int:
             "live_fingerprint": result.live_fingerprint,
             "head": result.head,
             "adopted": result.adopted,
+            "adopted_state": result.adopted_state,
             "plans": [
                 {"file": p.filename, "from": p.from_fingerprint, "to": p.to_fingerprint,
-                 "seconds": round(p.seconds, 3), "statements": list(p.statements)}
+                 "seconds": round(p.seconds, 3), "statements": list(p.statements),
+                 "resumed_at_step": p.resumed_at_step}
                 for p in result.applied
             ],
         },
     )
+    if result.adopted:
+        verb = "Would adopt" if result.status == "dry-run" else "Adopted"
+        out.text(f"{verb} {result.target}: its schema is the state after {result.adopted_state} "
+                 "(recorded in the history; no DDL re-run).")
     if result.status == "up-to-date":
         out.text(out.colour(f"{result.target} is up to date", "green")
                  + f" ({short(result.live_fingerprint)}).")
@@ -101,17 +113,25 @@ def show_apply(out: Output, result: ApplyResult) -> int:
         if not result.applied:
             out.text(f"Dry run: {result.target} is up to date; nothing would run.")
         for plan in result.applied:
+            resumed = (f", resuming at step {plan.resumed_at_step + 1}"
+                       if plan.resumed_at_step is not None else "")
             out.text(f"-- would apply {plan.filename} "
-                     f"({short(plan.from_fingerprint)} -> {short(plan.to_fingerprint)})")
+                     f"({short(plan.from_fingerprint)} -> {short(plan.to_fingerprint)}{resumed})")
             for statement in plan.statements:
                 out.text(statement.rstrip() + ";")
             out.text("")
     else:
-        if result.adopted:
-            out.text(f"Adopted {result.target}: its schema matched a reviewed state.")
         for plan in result.applied:
-            out.text(f"applied {plan.filename} in {plan.seconds:.2f}s")
+            resumed = (f" (resumed at step {plan.resumed_at_step + 1})"
+                       if plan.resumed_at_step is not None else "")
+            out.text(f"applied {plan.filename} in {plan.seconds:.2f}s{resumed}")
         out.text(out.colour(f"{result.target} is now at {short(result.head)}.", "green"))
+    rows = "".join(f"| `{p.filename}` | {p.seconds:.2f}s |\n" for p in result.applied)
+    append_step_summary(
+        f"### invoke apply: {result.status} ({result.target})\n\n"
+        + (f"Adopted as the state after `{result.adopted_state}`.\n\n" if result.adopted else "")
+        + (f"| plan | time |\n|---|---|\n{rows}" if rows else f"At `{short(result.head)}`.")
+    )
     return errors.OK
 
 
@@ -151,6 +171,11 @@ def show_status(out: Output, result: StatusResult) -> int:
         out.text("Run `invoke plan --target <URL>` to see the SQL that takes it to the models.")
     else:
         out.text("state:    no plans yet")
+    append_step_summary(
+        f"### invoke status: {result.state} ({result.target})\n\n"
+        + "".join(f"- pending: `{name}`\n" for name in result.pending)
+        + "".join(f"- `{line}`\n" for line in result.differences[:20])
+    )
     if result.history:
         out.text("history (newest first):")
         for row in result.history:

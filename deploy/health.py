@@ -1,0 +1,220 @@
+"""A tiny HTTP endpoint for Railway's health check: is the live schema where the code expects?
+
+`GET /healthz` answers 200 only when the live schema is at the head of the plans (503
+otherwise, with the reason), so Railway holds back a deploy whose database is not ready.
+`GET /status` returns the same JSON document as `invoke status --format json`.
+The status is cached for a couple of seconds: health checks must not hammer the database.
+Standard library only (http.server); passwords never reach a response or the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import psycopg2
+
+from deploy import urls
+from deploy.applier import read_status
+from deploy.config import Config
+from deploy.errors import DeployError
+from deploy.report import Output
+from deploy.views import show_status
+
+DEFAULT_PORT = 8080
+CACHE_SECONDS = 2.0
+CONNECT_WAIT = 2.0  # a health check that waits longer than this is already failing
+
+
+class StatusCache:
+    """`invoke status --format json`, computed at most once per `ttl` seconds."""
+
+    def __init__(
+        self,
+        config: Config,
+        target: str | None = None,
+        ttl: float = CACHE_SECONDS,
+        wait: float = CONNECT_WAIT,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.target = target
+        self.ttl = ttl
+        self.wait = wait
+        self._log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+        self._lock = threading.Lock()
+        self._value: dict[str, object] | None = None
+        self._at = 0.0
+        self._last_state: str | None = None
+
+    def get(self) -> dict[str, object]:
+        """The current status document (state, exit_code, …; status "error" when unreadable)."""
+        with self._lock:  # one refresh at a time; concurrent requests share its result
+            if self._value is None or time.monotonic() - self._at >= self.ttl:
+                self._value = self._compute()
+                self._at = time.monotonic()
+            return self._value
+
+    def _compute(self) -> dict[str, object]:
+        buffer = io.StringIO()
+        out = Output("json", out=buffer, err=io.StringIO())
+        try:
+            show_status(out, read_status(self.config, target=self.target, wait=self.wait))
+        except DeployError as exc:
+            out.error("status", exc)
+        except psycopg2.Error as exc:  # e.g. the server went away in the middle of a read
+            out.error("status", DeployError(f"Reading the status failed: {exc}"))
+        document = json.loads(buffer.getvalue())
+        state = str(document.get("state") or document.get("status"))
+        if state != self._last_state:  # log changes, not every probe
+            reason = document.get("error") or document.get("live_fingerprint")
+            self._log(urls.mask(f"schema status: {state} ({reason})"))
+            self._last_state = state
+        return document
+
+
+def healthy(document: dict[str, object]) -> bool:
+    """True only when the live schema is exactly at the head of the plans."""
+    return document.get("state") == "head"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "schema-deploy"
+    sys_version = ""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._respond(body=True)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._respond(body=False)
+
+    def _respond(self, body: bool) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        if path == "/healthz":
+            document = self.server.cache.get()
+            if healthy(document):
+                self._send(200, "text/plain", "ok: schema at head\n", body)
+            else:
+                reason = document.get("error") or self._reason(document)
+                self._send(503, "text/plain", f"not ready: {reason}\n", body)
+        elif path == "/status":
+            document = self.server.cache.get()
+            code = 503 if document.get("status") == "error" else 200
+            self._send(code, "application/json", json.dumps(document, indent=2, default=str) + "\n",
+                       body)
+        elif path == "/":
+            index = {"endpoints": {"/healthz": "200 when the schema is at head, else 503",
+                                   "/status": "invoke status --format json"}}
+            self._send(200, "application/json", json.dumps(index) + "\n", body)
+        else:
+            self._send(404, "text/plain", "not found\n", body)
+
+    @staticmethod
+    def _reason(document: dict[str, object]) -> str:
+        state = document.get("state")
+        if state == "pending":
+            return f"{len(document.get('pending') or [])} plan(s) pending; run `invoke apply`"
+        if state == "drift":
+            return "drift: the live schema matches no reviewed state; see /status"
+        if state == "no-plans":
+            return "no plans found"
+        return str(state)
+
+    def _send(self, code: int, content_type: str, text: str, body: bool) -> None:
+        payload = urls.mask(text).encode("utf-8")
+        self.send_response(code)
+        self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if body:
+            self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        if self.server.quiet:
+            return
+        sys.stderr.write(urls.mask(f"{self.address_string()} {format % args}") + "\n")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], cache: StatusCache, quiet: bool,
+                 family: socket.AddressFamily) -> None:
+        self.address_family = family
+        self.cache = cache
+        self.quiet = quiet
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            # Dual stack: Railway's private network is IPv6, its health checker may use IPv4.
+            with contextlib.suppress(OSError):
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+def make_server(
+    config: Config,
+    port: int | None = None,
+    *,
+    target: str | None = None,
+    host: str | None = None,
+    ttl: float = CACHE_SECONDS,
+    quiet: bool = False,
+) -> ThreadingHTTPServer:
+    """An HTTP server for /healthz and /status, bound but not yet serving."""
+    port = port or _port_from_env()
+    cache = StatusCache(config, target=target, ttl=ttl)
+    if host is not None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return _Server((host, port), cache, quiet, family)
+    try:
+        return _Server(("::", port), cache, quiet, socket.AF_INET6)
+    except OSError:  # no IPv6 on this machine
+        return _Server(("0.0.0.0", port), cache, quiet, socket.AF_INET)
+
+
+def serve(config: Config, port: int | None = None, *, target: str | None = None) -> None:
+    """Serve /healthz and /status on `port` (else $PORT, else 8080) until interrupted."""
+    try:
+        server = make_server(config, port, target=target)
+    except OSError as exc:
+        raise DeployError(f"Cannot listen on port {port or _port_from_env()}: {exc}.") from None
+    bound_port = server.server_address[1]
+    where = _describe_target(target)
+    print(f"serving /healthz and /status on port {bound_port} for {where}", file=sys.stderr,
+          flush=True)
+    server.cache.get()  # type: ignore[attr-defined]  # log the initial state right away
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _port_from_env() -> int:
+    raw = os.environ.get("PORT", "")
+    if not raw:
+        return DEFAULT_PORT
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise DeployError(f"PORT={raw!r} is not a TCP port number.")
+    return int(raw)
+
+
+def _describe_target(target: str | None) -> str:
+    raw = target or os.environ.get("DATABASE_URL")
+    if not raw:
+        return "(no DATABASE_URL set: /healthz will answer 503)"
+    return urls.describe(raw)
