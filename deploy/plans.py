@@ -290,13 +290,13 @@ def render_plan(
         f"-- postgres: {postgres}",
     ]
     hazard_list = list(hazards)
-    for hazard in hazard_list:
-        header.append(f"-- hazard: {hazard.text}")
     if hazard_list:
         header.append(
-            "-- To approve a hazard, copy its line below, change 'hazard' to 'approve' and add "
-            "' -- <reason>'."
+            "-- Each hazard needs a reviewer's approval: copy its line, change 'hazard' to "
+            "'approve', add ' -- <reason>'."
         )
+    for hazard in hazard_list:
+        header.append(f"-- hazard: {hazard.text}")
     return "\n".join(header) + "\n\n" + body.strip() + "\n"
 
 
