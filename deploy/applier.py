@@ -89,10 +89,6 @@ class _Resume:
     history_id: int
 
 
-def exclusions_for(config: Config) -> Exclusions:
-    """Fingerprints ignore the history schema and the configured `exclude` tables."""
-    return Exclusions(schemas=(config.history_schema,), tables=config.exclude)
-
 
 def load_chain(config: Config) -> PlanGraph:
     """The plan graph, refusing forks and orphans (apply must never guess an order)."""
@@ -175,7 +171,7 @@ def apply_plans(
     run = _Run(
         config=config,
         graph=graph,
-        exclusions=exclusions_for(config),
+        exclusions=config.exclusions,
         where=where,
         retries=max(1, int(retries)),
         progress=progress,
@@ -823,7 +819,7 @@ def read_status(config: Config, *, target: str | None = None, wait: float = 10.0
     conn = target_db.connect(url, wait=wait, read_only=True)
     try:
         conn.autocommit = True
-        live = describe(conn, exclusions_for(config))
+        live = describe(conn, config.exclusions)
         live_fp = fingerprint(live)
         path = graph.path(live_fp) if graph.head else None
         resume = None

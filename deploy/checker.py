@@ -23,7 +23,7 @@ from deploy.differ import diff
 from deploy.errors import DeployError
 from deploy.fingerprint import Description, Exclusions, compare, describe, fingerprint
 from deploy.hazards import Hazard, classify, unapproved
-from deploy.planner import connected, describe_url, exclusions_for, format_differences, replay
+from deploy.planner import connected, describe_url, format_differences, replay
 from deploy.plans import Plan, PlanGraph, build_graph, parse_plan, short
 from deploy.scratch import ScratchServer, open_scratch
 from deploy.statements import StatementError
@@ -142,7 +142,7 @@ def run_check(
     """
     started = time.monotonic()
     result = CheckResult()
-    exclusions = exclusions_for(config)
+    exclusions = config.exclusions
 
     plans, checks = _load(config, result)
     graph = build_graph(plans)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.errors import DeployError
+from deploy.fingerprint import Exclusions
 
 # The tool's own objects live here; fingerprints never include it.
 HISTORY_SCHEMA = "schema_deploy"
@@ -36,6 +37,11 @@ class Config:
     statement_timeout: str = "15min"
     history_schema: str = HISTORY_SCHEMA
     extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def exclusions(self) -> Exclusions:
+        """What fingerprints and diffs ignore: the history schema and the `exclude` tables."""
+        return Exclusions(schemas=(self.history_schema,), tables=self.exclude)
 
 
 def load_config(root: Path | str | None = None) -> Config:

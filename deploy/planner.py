@@ -37,10 +37,6 @@ Progress = Callable[[str], None]
 _MAX_ROUNDS = 3
 
 
-def exclusions_for(config: Config) -> Exclusions:
-    """What fingerprints and diffs ignore: the tool's history schema and `exclude`d tables."""
-    return Exclusions(schemas=(config.history_schema,), tables=config.exclude)
-
 
 @dataclass
 class PlanResult:
@@ -155,7 +151,7 @@ def make_plan(
     With `target`, the live database at that URL is compared read-only with the models.
     Never writes a plan that does not land exactly on the models' fingerprint.
     """
-    exclusions = exclusions_for(config)
+    exclusions = config.exclusions
     graph = load_graph(config)
     desired = desired_state.load_desired(config)
     if target is not None:

@@ -43,6 +43,7 @@ def show_plan(out: Output, config: Config, result: PlanResult) -> int:
     )
     for note in result.notes:
         out.text(out.colour("note: ", "yellow") + note)
+    _plan_summary(config, result)
     where = f" for {result.target}" if result.target else ""
     if result.status == "up-to-date":
         out.text(
@@ -80,6 +81,21 @@ def show_plan(out: Output, config: Config, result: PlanResult) -> int:
     return code
 
 
+
+
+def _plan_summary(config: Config, result: PlanResult) -> None:
+    """Markdown for $GITHUB_STEP_SUMMARY: the SQL in a collapsible block, hazards listed."""
+    title = {"up-to-date": "nothing to do", "written": "plan written", "pending": "changes pending"}
+    where = f" ({result.target})" if result.target else ""
+    lines = [f"### invoke plan: {title.get(result.status, result.status)}{where}", ""]
+    if result.plan_path:
+        lines += [f"Wrote `{_relative(config, result.plan_path)}`.", ""]
+    lines += [f"- hazard: `{h.text}`" for h in result.hazards]
+    if result.sql:
+        fence = "````" if "```" in result.sql else "```"
+        lines += ["", "<details><summary>SQL</summary>", "", f"{fence}sql", result.sql.rstrip(),
+                  fence, "", "</details>"]
+    append_step_summary("\n".join(lines))
 
 
 def show_apply(out: Output, result: ApplyResult) -> int:

@@ -15,7 +15,7 @@ import pytest
 from conftest import Databases, run_invoke
 
 from deploy import urls
-from deploy.applier import apply_plans, exclusions_for, load_chain, read_status
+from deploy.applier import apply_plans, load_chain, read_status
 from deploy.config import load_config
 from deploy.errors import DeployError
 from deploy.fingerprint import describe, fingerprint
@@ -36,7 +36,7 @@ def live_fingerprint(project: Path, url: str) -> str:
     """The fingerprint apply sees for the database at `url`."""
     conn = psycopg2.connect(**urls.psycopg2_dsn(url))
     try:
-        return fingerprint(describe(conn, exclusions_for(load_config(project))))
+        return fingerprint(describe(conn, load_config(project).exclusions))
     finally:
         conn.close()
 
@@ -76,9 +76,9 @@ def add_plan(
     apply_plans(config, target=url)
     conn = psycopg2.connect(**urls.psycopg2_dsn(url))
     try:
-        from_fp = fingerprint(describe(conn, exclusions_for(config)))
+        from_fp = fingerprint(describe(conn, config.exclusions))
         run_steps(conn, plan_steps(sql, name), filename=name)
-        to_fp = fingerprint(describe(conn, exclusions_for(config)))
+        to_fp = fingerprint(describe(conn, config.exclusions))
     finally:
         conn.close()
     text = body if body is not None else sql

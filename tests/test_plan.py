@@ -11,7 +11,7 @@ from deploy import urls
 from deploy.config import load_config
 from deploy.errors import DeployError
 from deploy.fingerprint import describe, fingerprint
-from deploy.planner import exclusions_for, load_graph, make_plan, replay
+from deploy.planner import load_graph, make_plan, replay
 from deploy.plans import load_plans, parse_plan
 from tests.conftest import run_invoke
 
@@ -84,7 +84,7 @@ def test_model_change_writes_a_plan_that_replays_onto_the_new_head(project, pg):
     graph = load_graph(config)
     assert graph.head == plan.to_fingerprint
     _, description, failures = replay(pg.server, "replay_archive", graph.chain,
-                                      exclusions_for(config), lambda _m: None)
+                                      config.exclusions, lambda _m: None)
     assert failures == []
     assert fingerprint(description) == graph.head
     assert make_plan(config, name="again", scratch="local").status == "up-to-date"
@@ -155,14 +155,19 @@ def test_a_change_the_differ_cannot_express_is_refused_not_half_written(project)
     assert (project / "schema" / "schema.sql").read_text() == snapshot
 
 
-def test_check_flag_exit_codes_and_writes_nothing(project):
+def test_check_flag_exit_codes_and_writes_nothing(project, tmp_path):
     clean = run_invoke(project, "plan", "--check", "--scratch", "local")
     assert clean.returncode == 0, clean.stderr
     add_archived_at(project)
-    pending = run_invoke(project, "plan", "--check", "--scratch", "local")
+    summary = tmp_path / "summary.md"
+    pending = run_invoke(project, "plan", "--check", "--scratch", "local",
+                         env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert pending.returncode == 2, pending.stderr
     assert 'add column "archived_at"' in pending.stdout
     assert len(load_plans(project / "schema" / "plans")) == 1
+    markdown = summary.read_text()
+    assert markdown.startswith("### invoke plan: changes pending")
+    assert "```sql" in markdown and 'add column "archived_at"' in markdown
 
 
 def test_target_preview_is_read_only_with_exit_codes(project, pg):
