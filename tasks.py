@@ -70,7 +70,7 @@ def plan(c, name="", check=False, target="", scratch="", sql_file="", format="te
     }
 )
 def apply(  # noqa: PLR0913
-    c, target="", wait=30.0, lock_timeout="", statement_timeout="", retries=5, dry_run=False,
+    c, target="", wait=30, lock_timeout="", statement_timeout="", retries=5, dry_run=False,
     format="text",  # noqa: A002
 ):
     """Apply the reviewed plans to the target database (Railway pre-deploy step)."""
@@ -102,7 +102,7 @@ def apply(  # noqa: PLR0913
         "format": _FORMAT_HELP,
     }
 )
-def status(c, target="", wait=10.0, format="text"):  # noqa: A002
+def status(c, target="", wait=10, format="text"):  # noqa: A002
     """Show where the live database stands: head, pending plans, or drift."""
     from deploy.applier import read_status
     from deploy.views import show_status
