@@ -6,22 +6,41 @@ Thin by design: parse flags, call `deploy`, print, map the result to an exit cod
 
 from __future__ import annotations
 
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from invoke import Exit, task
 
-from deploy import errors
-from deploy.config import load_config
-from deploy.errors import DeployError
+from deploy.config import Config, load_config
+from deploy.errors import ERROR, DeployError
 from deploy.report import Output
 
 _SCRATCH_HELP = "where to build scratch schemas: auto (default), local, docker or url"
 _FORMAT_HELP = "text (default) or json"
 
 
-def _fail(out: Output, command: str, exc: DeployError) -> None:
-    out.error(command, exc)
-    raise Exit(code=exc.exit_code)
+def _run(command: str, fmt: str, work: Callable[[Config, Output], int]) -> None:
+    """Run one task: a DeployError becomes its message and exit code; a bug is reported masked."""
+    out = Output(fmt) if fmt in ("text", "json") else Output()
+    try:
+        if fmt != out.format:
+            raise DeployError(f"Unknown --format {fmt!r}: use text or json.")
+        code = work(load_config(), out)
+    except DeployError as exc:
+        out.error(command, exc)
+        raise Exit(code=exc.exit_code) from None
+    except (Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a bug: still say what happened, and never print a password
+        out.error(command, DeployError(
+            f"Unexpected {type(exc).__name__}: {exc}. This is a bug in the deploy tool; "
+            "nothing more was done. Please report it with the traceback below.",
+            details=traceback.format_exc(),
+        ))
+        raise Exit(code=ERROR) from None
+    if code:
+        raise Exit(code=code)
 
 
 @task(
@@ -36,12 +55,11 @@ def _fail(out: Output, command: str, exc: DeployError) -> None:
 )
 def plan(c, name="", check=False, target="", scratch="", sql_file="", format="text"):  # noqa: A002
     """Preview and save the next schema change as a reviewed plan file."""
-    from deploy.planner import make_plan
-    from deploy.views import show_plan
 
-    out = Output(format)
-    try:
-        config = load_config()
+    def work(config: Config, out: Output) -> int:
+        from deploy.planner import make_plan
+        from deploy.views import show_plan
+
         result = make_plan(
             config,
             name=name or None,
@@ -51,11 +69,9 @@ def plan(c, name="", check=False, target="", scratch="", sql_file="", format="te
             sql_file=Path(sql_file) if sql_file else None,
             progress=out.progress,
         )
-    except DeployError as exc:
-        _fail(out, "plan", exc)
-    code = show_plan(out, config, result)
-    if code:
-        raise Exit(code=code)
+        return show_plan(out, config, result)
+
+    _run("plan", format, work)
 
 
 @task(
@@ -74,12 +90,11 @@ def apply(  # noqa: PLR0913
     format="text",  # noqa: A002
 ):
     """Apply the reviewed plans to the target database (Railway pre-deploy step)."""
-    from deploy.applier import apply_plans
-    from deploy.views import show_apply
 
-    out = Output(format)
-    try:
-        config = load_config()
+    def work(config: Config, out: Output) -> int:
+        from deploy.applier import apply_plans
+        from deploy.views import show_apply
+
         result = apply_plans(
             config,
             target=target or None,
@@ -90,9 +105,9 @@ def apply(  # noqa: PLR0913
             dry_run=dry_run,
             progress=out.progress,
         )
-    except DeployError as exc:
-        _fail(out, "apply", exc)
-    show_apply(out, result)
+        return show_apply(out, result)
+
+    _run("apply", format, work)
 
 
 @task(
@@ -104,18 +119,14 @@ def apply(  # noqa: PLR0913
 )
 def status(c, target="", wait=10, format="text"):  # noqa: A002
     """Show where the live database stands: head, pending plans, or drift."""
-    from deploy.applier import read_status
-    from deploy.views import show_status
 
-    out = Output(format)
-    try:
-        config = load_config()
-        result = read_status(config, target=target or None, wait=float(wait))
-    except DeployError as exc:
-        _fail(out, "status", exc)
-    code = show_status(out, result)
-    if code:
-        raise Exit(code=code)
+    def work(config: Config, out: Output) -> int:
+        from deploy.applier import read_status
+        from deploy.views import show_status
+
+        return show_status(out, read_status(config, target=target or None, wait=float(wait)))
+
+    _run("status", format, work)
 
 
 @task(
@@ -127,32 +138,27 @@ def status(c, target="", wait=10, format="text"):  # noqa: A002
 )
 def check(c, scratch="", target="", format="text"):  # noqa: A002
     """CI gate: fail on unreviewed drift and on unapproved dangerous changes."""
-    from deploy.check_report import show_check
-    from deploy.checker import run_check
 
-    out = Output(format)
-    try:
-        config = load_config()
+    def work(config: Config, out: Output) -> int:
+        from deploy.check_report import show_check
+        from deploy.checker import run_check
+
         result = run_check(
             config, scratch=scratch or None, target=target or None, progress=out.progress
         )
-    except DeployError as exc:
-        _fail(out, "check", exc)
-    code = show_check(out, config, result)
-    if code:
-        raise Exit(code=code)
+        return show_check(out, config, result)
+
+    _run("check", format, work)
 
 
 @task(help={"port": "port to listen on (default: $PORT or 8080)"})
 def serve(c, port=0):
     """Serve /healthz (200 only at head) and /status (JSON) for Railway's health check."""
-    from deploy.health import serve as serve_health
 
-    try:
-        serve_health(load_config(), port=int(port) or None)
-    except DeployError as exc:
-        _fail(Output(), "serve", exc)
+    def work(config: Config, out: Output) -> int:
+        from deploy.health import serve as serve_health
 
+        serve_health(config, port=int(port) or None)
+        return 0
 
-# Keep `errors` imported for readers: it documents the exit codes this module maps to.
-__all__ = ["apply", "check", "errors", "plan", "serve", "status"]
+    _run("serve", "text", work)

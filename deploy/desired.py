@@ -39,7 +39,7 @@ def load_desired(config: Config) -> DesiredSchema:
     extensions: tuple[str, ...] = ()
     if config.extensions:
         value = _import_object(config, config.extensions, "extensions")
-        if isinstance(value, str) or not all(isinstance(x, str) for x in value):
+        if not isinstance(value, list | tuple) or not all(isinstance(x, str) for x in value):
             raise DeployError(
                 f"[tool.deploy] extensions = {config.extensions!r} must name a list of extension "
                 'names, e.g. EXTENSIONS = ("uuid-ossp",).'

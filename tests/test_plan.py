@@ -203,8 +203,11 @@ def test_unimportable_models_give_a_clear_error(project):
         ('metadata = "schema"', "must be 'module:attribute'"),
         ('colour = "blue"', "unknown keys: colour"),
         ('postgres = 14', "No PostgreSQL 14 server binaries"),
+        ('extensions = "schema:metadata"', "must name a list of extension names"),
+        ('metadata = "schema:EXTENSIONS"', "is a tuple, not a SQLAlchemy MetaData"),
     ],
-    ids=["postgres-not-a-number", "metadata-without-colon", "unknown-key", "missing-binaries"],
+    ids=["postgres-not-a-number", "metadata-without-colon", "unknown-key", "missing-binaries",
+         "extensions-not-a-list", "metadata-not-metadata"],
 )
 def test_bad_config_gives_a_clear_error(project, setting, expected):
     path = project / "pyproject.toml"
