@@ -121,7 +121,7 @@ def status(c, target="", wait=10, format="text"):  # noqa: A002
     """Show where the live database stands: head, pending plans, or drift."""
 
     def work(config: Config, out: Output) -> int:
-        from deploy.applier import read_status
+        from deploy.status import read_status
         from deploy.views import show_status
 
         return show_status(out, read_status(config, target=target or None, wait=float(wait)))

@@ -1,4 +1,4 @@
-"""`apply` and `status`: run exactly the reviewed plans on a live database.
+"""`apply`: run exactly the reviewed plans on a live database.
 
 Needs only the target database and the plan files: no Docker, no scratch server, no
 import of the models. Per run: connect (with backoff) → advisory lock → fingerprint →
@@ -14,21 +14,15 @@ the database is still in that recorded state.
 from __future__ import annotations
 
 import functools
-import getpass
-import os
 import random
-import socket
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import psycopg2
 from pglast import ast, enums
-from psycopg2 import sql as pgsql
 
-from deploy import snapshot, urls
+from deploy import history, snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.errors import DRIFT, ERROR, UNAPPROVED_HAZARD, DeployError
@@ -50,9 +44,6 @@ Connection = psycopg2.extensions.connection
 
 # One advisory lock key for every apply against a database: "schdeplo" as a bigint.
 LOCK_KEY = int.from_bytes(b"schdeplo", "big") & 0x7FFF_FFFF_FFFF_FFFF
-
-# History rows a later run may resume from (a multi-step plan stopped part-way).
-_RESUMABLE = ("running", "failed")
 
 
 @dataclass(frozen=True)
@@ -81,7 +72,7 @@ class ApplyResult:
 
 
 @dataclass(frozen=True)
-class _Resume:
+class Resume:
     """A multi-step plan an earlier run left part-way, and where to continue."""
 
     plan: Plan
@@ -209,12 +200,12 @@ class _Run:
     progress: Progress
 
     @property
-    def history(self) -> pgsql.Identifier:
-        return pgsql.Identifier(self.config.history_schema)
+    def schema(self) -> str:
+        return self.config.history_schema
 
     @functools.cached_property
-    def who(self) -> dict[str, str | None]:
-        return _who(self.config)
+    def who(self) -> history.Who:
+        return history.who(self.config)
 
     def apply(self, conn: Connection, dry_run: bool) -> ApplyResult:
         graph = self.graph
@@ -238,7 +229,7 @@ class _Run:
         check_approvals(path)
         self._warn_version(conn, path)
         adopt_state = None
-        if resume is None and live_fp != graph.start and not _history_has_rows(conn, self.config):
+        if resume is None and live_fp != graph.start and not history.has_rows(conn, self.schema):
             adopt_state = _state_name(graph, live_fp)
         if dry_run:
             result.status = "dry-run"
@@ -256,14 +247,19 @@ class _Run:
                 ))
             return result
         if adopt_state is not None or path:
-            _ensure_history(conn, self.config.history_schema)
+            history.ensure(conn, self.schema)
         if adopt_state is not None:
-            self._record_adoption(conn, live_fp, adopt_state)
+            note = history.record_adoption(conn, self.schema, adopt_state, live_fp, self.who)
+            self.progress(
+                f"adopted the existing schema as the state after {adopt_state} (no DDL re-run)"
+                + (f"; {note}" if note else "")
+            )
             result.adopted, result.adopted_state = True, adopt_state
         if not path:
             self.progress(f"{self.where} is up to date ({short(live_fp)})")
             return result
-        self._close_stale_rows(conn, resume)
+        # We hold the deploy lock, so rows still 'running' belong to dead runs.
+        history.close_stale(conn, self.schema, resume.history_id if resume else None)
         current = live
         for index, plan in enumerate(path):
             resumed = resume if index == 0 else None
@@ -280,7 +276,7 @@ class _Run:
     # --- one plan -----------------------------------------------------------------------
 
     def _apply_one(
-        self, conn: Connection, plan: Plan, before: Description, resume: _Resume | None
+        self, conn: Connection, plan: Plan, before: Description, resume: Resume | None
     ) -> Description:
         """Run one plan (from its first step, or from where `resume` says); return its `to`."""
         steps = plan_steps(plan.body, plan.filename)
@@ -291,12 +287,12 @@ class _Run:
         start_step = 0
         if resume is not None:
             history_id, start_step = resume.history_id, resume.steps_done
-            self._update_row(conn, history_id, status="running", error=None)
+            history.update_row(conn, self.schema, history_id, status="running", error=None)
         elif not single:
             invalid = _invalid_indexes(conn)
-            history_id = self._insert_row(
-                conn, plan, "running", started, resume_fp=_resume_fingerprint(
-                    before, invalid, steps[0]),
+            history_id = history.insert_row(
+                conn, self.schema, plan, "running", started, self.who,
+                resume_fp=_resume_fingerprint(before, invalid, steps[0]),
             )
         after: dict[str, Description] = {}
 
@@ -306,14 +302,16 @@ class _Run:
             if steps_done < len(steps):
                 desc = describe(view, self.exclusions)
                 resume_fp = _resume_fingerprint(desc, _invalid_indexes(view), steps[steps_done])
-                self._update_row(cur, history_id, steps_done=steps_done, resume_fp=resume_fp)
+                history.update_row(cur, self.schema, history_id, steps_done=steps_done,
+                                   resume_fp=resume_fp)
                 return
             after["to"] = self._verify(view, plan, steps, single, before)
             if single:
-                self._insert_row(cur, plan, "applied", started, steps_done=steps_done)
+                history.insert_row(cur, self.schema, plan, "applied", started, self.who,
+                                   steps_done=steps_done)
             else:
-                self._update_row(cur, history_id, status="applied", steps_done=steps_done,
-                                 finished=True)
+                history.update_row(cur, self.schema, history_id, status="applied",
+                                   steps_done=steps_done, finished=True)
 
         for index in range(start_step, len(steps)):
             if not single:
@@ -322,7 +320,8 @@ class _Run:
             try:
                 self._run_step(conn, plan, steps, index, before_commit)
             except DeployError as exc:
-                self._record_failure(conn, plan, history_id, started, exc.message)
+                history.record_failure(conn, self.schema, plan, history_id, started,
+                                       exc.message, self.who)
                 raise
         return after["to"]
 
@@ -409,105 +408,6 @@ class _Run:
                 f"{', '.join(map(str, versions))}. A plan that lands elsewhere is rolled back."
             )
 
-    # --- history ----------------------------------------------------------------------------
-
-    def _insert_row(
-        self, cur_or_conn: object, plan: Plan, status: str, started: float, *,
-        steps_done: int = 0, resume_fp: str | None = None, error: str | None = None,
-        from_fp: str | None = None, to_fp: str | None = None, note: str | None = None,
-    ) -> int:
-        who = self.who
-        query = pgsql.SQL(
-            "INSERT INTO {}.history (plan, status, from_fingerprint, to_fingerprint, sql_sha256, "
-            "steps_done, resume_fingerprint, started_at, duration_ms, client_host, deployment, "
-            "git_sha, error, note) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "RETURNING id"
-        ).format(self.history)
-        params = (
-            plan.filename, status, from_fp or plan.from_fingerprint,
-            to_fp or plan.to_fingerprint, plan.sha256, steps_done, resume_fp,
-            datetime.fromtimestamp(started, UTC), int((time.time() - started) * 1000),
-            who["client_host"], who["deployment"], who["git_sha"], error, note,
-        )
-        return _execute_returning(cur_or_conn, query, params)
-
-    def _update_row(
-        self, cur_or_conn: object, history_id: int | None, *, status: str | None = None,
-        steps_done: int | None = None, resume_fp: str | None = None, error: object = ...,
-        finished: bool = False,
-    ) -> None:
-        if history_id is None:
-            return
-        sets = []
-        params: list[object] = []
-        for column, value in (("status", status), ("steps_done", steps_done),
-                              ("resume_fingerprint", resume_fp)):
-            if value is not None:
-                sets.append(pgsql.SQL("{} = %s").format(pgsql.Identifier(column)))
-                params.append(value)
-        if error is not ...:
-            sets.append(pgsql.SQL("error = %s"))
-            params.append(error)
-        if finished:
-            sets.append(pgsql.SQL(
-                "duration_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::int"))
-        query = pgsql.SQL("UPDATE {}.history SET {} WHERE id = %s").format(
-            self.history, pgsql.SQL(", ").join(sets))
-        _execute_returning(cur_or_conn, query, (*params, history_id), fetch=False)
-
-    def _record_failure(
-        self, conn: Connection, plan: Plan, history_id: int | None, started: float, error: str
-    ) -> None:
-        """Best effort: a failed attempt shows in `status`; the schema change itself is gone."""
-        try:
-            conn.autocommit = True
-            if history_id is None:
-                self._insert_row(conn, plan, "failed", started, error=error[:2000])
-            else:
-                self._update_row(conn, history_id, status="failed", error=error[:2000],
-                                 finished=True)
-        except psycopg2.Error:
-            pass
-
-    def _record_adoption(self, conn: Connection, live_fp: str, state: str) -> None:
-        """First apply on a database already at a known state (e.g. built by Flask-Migrate)."""
-        conn.autocommit = True
-        note = _alembic_note(conn)
-        plan = next((p for p in self.graph.chain if p.filename == state), None)
-        with conn.cursor() as cur:
-            cur.execute(
-                pgsql.SQL(
-                    "INSERT INTO {}.history (plan, status, from_fingerprint, to_fingerprint, "
-                    "sql_sha256, started_at, duration_ms, client_host, deployment, git_sha, note) "
-                    "VALUES (%s, 'adopted', %s, %s, NULL, clock_timestamp(), 0, %s, %s, %s, %s)"
-                ).format(self.history),
-                (plan.filename if plan else state, live_fp, live_fp,
-                 self.who["client_host"], self.who["deployment"], self.who["git_sha"], note),
-            )
-        self.progress(f"adopted the existing schema as the state after {state} (no DDL re-run)"
-                      + (f"; {note}" if note else ""))
-
-    def _close_stale_rows(self, conn: Connection, resume: _Resume | None) -> None:
-        """Rows still 'running' belong to dead runs (we hold the deploy lock): mark them."""
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(
-                pgsql.SQL("UPDATE {}.history SET status = 'interrupted' "
-                          "WHERE status = 'running' AND id <> %s").format(self.history),
-                (resume.history_id if resume else -1,),
-            )
-
-
-def _execute_returning(cur_or_conn: object, query: pgsql.Composable, params: tuple,
-                       fetch: bool = True) -> int:
-    if isinstance(cur_or_conn, psycopg2.extensions.connection):
-        cur_or_conn.autocommit = True  # a bare connection: the statement commits on its own
-        with cur_or_conn.cursor() as cur:
-            cur.execute(query, params)
-            return int(cur.fetchone()[0]) if fetch else 0
-    cur_or_conn.execute(query, params)  # type: ignore[attr-defined]
-    return int(cur_or_conn.fetchone()[0]) if fetch else 0  # type: ignore[attr-defined]
-
 
 def _set(conn: Connection, name: str, value: str, optional: bool = False) -> None:
     try:
@@ -520,6 +420,14 @@ def _set(conn: Connection, name: str, value: str, optional: bool = False) -> Non
                 f"Invalid {name} {value!r}: {message}. Use a PostgreSQL duration such as 5s, "
                 "500ms or 15min."
             ) from None
+
+
+def _state_name(graph: PlanGraph, fp: str) -> str:
+    """The plan file whose `to` is `fp`, or "(start)" for the empty schema."""
+    for plan in graph.chain:
+        if plan.to_fingerprint == fp:
+            return plan.filename
+    return "(start)"
 
 
 def _take_lock(conn: Connection, deadline_s: float, progress: Progress) -> None:
@@ -541,120 +449,6 @@ def _take_lock(conn: Connection, deadline_s: float, progress: Progress) -> None:
                     "a stuck apply, then run again."
                 )
             time.sleep(0.2)
-
-
-_HISTORY_DDL = """
-CREATE SCHEMA IF NOT EXISTS {schema};
-CREATE TABLE IF NOT EXISTS {schema}.history (
-    id bigserial PRIMARY KEY,
-    plan text NOT NULL,
-    status text NOT NULL,
-    from_fingerprint text NOT NULL,
-    to_fingerprint text NOT NULL,
-    sql_sha256 text,
-    steps_done integer NOT NULL DEFAULT 0,
-    resume_fingerprint text,
-    started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-    duration_ms integer,
-    db_user text NOT NULL DEFAULT current_user,
-    client_host text,
-    deployment text,
-    git_sha text,
-    error text,
-    note text
-);
-COMMENT ON TABLE {schema}.history IS
-    'Plans applied by invoke apply (schema-deploy); status: applied, adopted, running, failed, '
-    'interrupted. Do not edit.';
-"""
-
-
-def _ensure_history(conn: Connection, schema: str) -> None:
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{pgsql_ident(schema)}.history",))
-        if cur.fetchone()[0]:
-            return
-        try:
-            cur.execute(pgsql.SQL(_HISTORY_DDL).format(schema=pgsql.Identifier(schema)))
-        except psycopg2.errors.InsufficientPrivilege as exc:
-            raise DeployError(
-                f"The database user may not create the history schema {schema!r} "
-                f"({(exc.pgerror or '').strip()}). Grant it CREATE on the database, or create "
-                "the schema once as its owner."
-            ) from None
-
-
-def _history_exists(conn: Connection, schema: str) -> bool:
-    with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{pgsql_ident(schema)}.history",))
-        return bool(cur.fetchone()[0])
-
-
-def _history_has_rows(conn: Connection, config: Config) -> bool:
-    if not _history_exists(conn, config.history_schema):
-        return False
-    with conn.cursor() as cur:
-        cur.execute(pgsql.SQL("SELECT EXISTS (SELECT 1 FROM {}.history)").format(
-            pgsql.Identifier(config.history_schema)))
-        return bool(cur.fetchone()[0])
-
-
-def pgsql_ident(name: str) -> str:
-    """Quote an identifier the way PostgreSQL does (for to_regclass strings)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _state_name(graph: PlanGraph, fp: str) -> str:
-    """The plan file whose `to` is `fp`, or "(start)" for the empty schema."""
-    for plan in graph.chain:
-        if plan.to_fingerprint == fp:
-            return plan.filename
-    return "(start)"
-
-
-def _alembic_note(conn: Connection) -> str | None:
-    """'alembic_version=<rev>' when the database was run by Alembic / Flask-Migrate."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relname = 'alembic_version' AND c.relkind = 'r' LIMIT 1"
-        )
-        row = cur.fetchone()
-        if row is None:
-            return None
-        try:
-            cur.execute(pgsql.SQL("SELECT string_agg(version_num, ',') FROM {}.alembic_version")
-                        .format(pgsql.Identifier(row[0])))
-            version = cur.fetchone()[0]
-        except psycopg2.Error:
-            return "alembic_version present"
-    return f"alembic_version={version}" if version else "alembic_version present (empty)"
-
-
-def _who(config: Config) -> dict[str, str | None]:
-    """Who and where, for the history row: OS user@host, Railway deployment, git commit."""
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):  # containers often run a uid with no passwd entry
-        user = str(os.getuid())
-    return {
-        "client_host": f"{user}@{socket.gethostname()}",
-        "deployment": os.environ.get("RAILWAY_DEPLOYMENT_ID"),
-        "git_sha": os.environ.get("RAILWAY_GIT_COMMIT_SHA") or os.environ.get("GITHUB_SHA")
-        or os.environ.get("GIT_COMMIT") or _git_head(config),
-    }
-
-
-def _git_head(config: Config) -> str | None:
-    if not (config.root / ".git").exists():
-        return None
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=config.root, capture_output=True,
-                              text=True, timeout=2, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return (done.stdout.strip() or None) if done.returncode == 0 else None
 
 
 # --- resuming multi-step plans ------------------------------------------------------------
@@ -706,21 +500,9 @@ def _resume_fingerprint(desc: Description, invalid: set[tuple[str, str]], next_s
 
 def find_resumable(
     conn: Connection, config: Config, graph: PlanGraph, live: Description
-) -> _Resume | None:
+) -> Resume | None:
     """The plan an earlier run left part-way, if the database is exactly where it stopped."""
-    schema = config.history_schema
-    if not _history_exists(conn, schema):
-        return None
-    with conn.cursor() as cur:
-        cur.execute(
-            pgsql.SQL(
-                "SELECT id, plan, steps_done, resume_fingerprint, sql_sha256 FROM {}.history "
-                "WHERE status = ANY(%s) AND resume_fingerprint IS NOT NULL "
-                "ORDER BY id DESC LIMIT 10"
-            ).format(pgsql.Identifier(schema)),
-            (list(_RESUMABLE),),
-        )
-        rows = cur.fetchall()
+    rows = history.resumable_rows(conn, config.history_schema)
     if not rows:
         return None
     by_name = {p.filename: p for p in graph.chain}
@@ -733,7 +515,7 @@ def find_resumable(
         if steps_done >= len(steps):
             continue
         if _resume_fingerprint(live, invalid, steps[steps_done]) == resume_fp:
-            return _Resume(plan, int(steps_done), int(history_id))
+            return Resume(plan, int(steps_done), int(history_id))
     return None
 
 
@@ -750,9 +532,13 @@ def _relations(plan: Plan) -> list[str]:
     for statement in parsed:
         for node in walk(statement.node):
             if isinstance(node, ast.RangeVar) and node.relname:
-                names.add(f"{pgsql_ident(node.schemaname or DEFAULT_SCHEMA)}."
-                          f"{pgsql_ident(node.relname)}")
+                names.add(f"{_quote(node.schemaname or DEFAULT_SCHEMA)}.{_quote(node.relname)}")
     return sorted(names)
+
+
+def _quote(name: str) -> str:
+    """Quote an identifier the way PostgreSQL does (for to_regclass strings)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def blocking_sessions(conn: Connection, plan: Plan) -> str:
@@ -793,84 +579,3 @@ def blocking_sessions(conn: Connection, plan: Plan) -> str:
         f"transaction open {age}s) running: {query_text}"
         for pid, user, app, state, locks, query_text, age in rows
     )
-
-
-# --- status -------------------------------------------------------------------------------
-
-
-@dataclass
-class StatusResult:
-    """Where the live database stands relative to the plans."""
-
-    state: str  # "head" | "pending" | "drift" | "no-plans"
-    target: str
-    live_fingerprint: str
-    head: str | None
-    matches: str | None  # plan file whose `to` the live schema equals, or "(empty schema)"
-    pending: list[str] = field(default_factory=list)
-    history: list[dict[str, object]] = field(default_factory=list)
-    differences: list[str] = field(default_factory=list)
-
-
-def read_status(config: Config, *, target: str | None = None, wait: float = 10.0) -> StatusResult:
-    """Fingerprint the live database (read-only) and place it on the plan graph."""
-    graph = load_chain(config)
-    url = target_db.resolve_target(target)
-    conn = target_db.connect(url, wait=wait, read_only=True)
-    try:
-        conn.autocommit = True
-        live = describe(conn, config.exclusions)
-        live_fp = fingerprint(live)
-        path = graph.path(live_fp) if graph.head else None
-        resume = None
-        if graph.head and path is None:
-            resume = find_resumable(conn, config, graph, live)
-        history = _history_rows(conn, config.history_schema)
-    except psycopg2.Error as exc:
-        raise DeployError(
-            f"Reading the schema of {urls.describe(url)} failed: {urls.mask(str(exc).strip())}."
-        ) from None
-    finally:
-        conn.close()
-    result = StatusResult("no-plans", urls.describe(url), live_fp, graph.head, None,
-                          history=history)
-    if graph.head is None:
-        return result
-    if live_fp == graph.start:
-        result.matches = "(empty schema)"
-    for plan in graph.chain:
-        if plan.to_fingerprint == live_fp:
-            result.matches = plan.filename
-    if resume is not None:
-        steps = len(plan_steps(resume.plan.body, resume.plan.filename))
-        result.matches = (f"part-way through {resume.plan.filename} (step {resume.steps_done} of "
-                          f"{steps} done; apply resumes it)")
-        path = [resume.plan, *(graph.path(resume.plan.to_fingerprint) or [])]
-    if path is None:
-        result.state = "drift"
-        head = snapshot.load_state(config)
-        if head is not None and fingerprint(head) == graph.head:
-            result.differences = [str(d) for d in compare(head, live)]
-    elif not path:
-        result.state = "head"
-    else:
-        result.state = "pending"
-        result.pending = [p.filename for p in path]
-    return result
-
-
-def _history_rows(conn: Connection, schema: str, limit: int = 5) -> list[dict[str, object]]:
-    if not _history_exists(conn, schema):
-        return []
-    with conn.cursor() as cur:
-        cur.execute(
-            pgsql.SQL(
-                "SELECT id, plan, status, from_fingerprint, to_fingerprint, sql_sha256, "
-                "steps_done, started_at, duration_ms, db_user, client_host, deployment, git_sha, "
-                "error, note "
-                "FROM {}.history ORDER BY id DESC LIMIT %s"
-            ).format(pgsql.Identifier(schema)),
-            (limit,),
-        )
-        columns = [d[0] for d in cur.description]
-        return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]

@@ -23,10 +23,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psycopg2
 
 from deploy import urls
-from deploy.applier import read_status
 from deploy.config import Config
 from deploy.errors import DeployError
 from deploy.report import Output
+from deploy.status import read_status
 from deploy.views import show_status
 
 DEFAULT_PORT = 8080

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from deploy import errors
-from deploy.applier import ApplyResult, StatusResult
+from deploy.applier import ApplyResult
 from deploy.config import Config
 from deploy.plans import short
 from deploy.report import Output, append_step_summary
+from deploy.status import StatusResult
 
 if TYPE_CHECKING:  # the planner pulls in SQLAlchemy and migra: keep them off the apply path
     from deploy.planner import PlanResult

@@ -15,13 +15,14 @@ import pytest
 from conftest import Databases, run_invoke
 
 from deploy import urls
-from deploy.applier import apply_plans, load_chain, read_status
+from deploy.applier import apply_plans, load_chain
 from deploy.config import load_config
 from deploy.errors import DeployError
 from deploy.fingerprint import describe, fingerprint
 from deploy.hazards import classify
 from deploy.plans import render_plan
 from deploy.runner import plan_steps, run_steps
+from deploy.status import read_status
 
 _numbers = itertools.count(1)
 

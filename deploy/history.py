@@ -1,0 +1,313 @@
+"""The tool's history table, `<history_schema>.history` (default schema `schema_deploy`).
+
+One row per plan an apply ran (applied, failed, interrupted, or still running), per
+adoption of a database that was already at a known state, and, for a plan run step by
+step, how many steps committed plus the fingerprint to resume from. The schema is the
+tool's own bookkeeping, not part of the application's schema, so fingerprints and diffs
+exclude it (`Config.exclusions`): creating it or adding rows never reads as drift.
+
+Plain functions taking a connection (or, inside a plan's transaction, its cursor) and
+the history schema's name.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg2
+from psycopg2 import sql as pgsql
+
+from deploy.config import Config
+from deploy.errors import DeployError
+from deploy.plans import Plan
+
+Connection = psycopg2.extensions.connection
+
+# Rows a later run may resume from (a multi-step plan stopped part-way).
+_RESUMABLE = ("running", "failed")
+
+_DDL = """
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.history (
+    id bigserial PRIMARY KEY,
+    plan text NOT NULL,
+    status text NOT NULL,
+    from_fingerprint text NOT NULL,
+    to_fingerprint text NOT NULL,
+    sql_sha256 text,
+    steps_done integer NOT NULL DEFAULT 0,
+    resume_fingerprint text,
+    started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    duration_ms integer,
+    db_user text NOT NULL DEFAULT current_user,
+    client_host text,
+    deployment text,
+    git_sha text,
+    error text,
+    note text
+);
+COMMENT ON TABLE {schema}.history IS
+    'Plans applied by invoke apply (schema-deploy); status: applied, adopted, running, failed, '
+    'interrupted. Do not edit.';
+"""
+
+
+@dataclass(frozen=True)
+class Who:
+    """Who ran an apply and from where, as recorded on each history row."""
+
+    client_host: str
+    deployment: str | None
+    git_sha: str | None
+
+
+def who(config: Config) -> Who:
+    """OS user@host, the Railway deployment and the git commit of the running code."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # containers often run a uid with no passwd entry
+        user = str(os.getuid())
+    return Who(
+        client_host=f"{user}@{socket.gethostname()}",
+        deployment=os.environ.get("RAILWAY_DEPLOYMENT_ID"),
+        git_sha=os.environ.get("RAILWAY_GIT_COMMIT_SHA") or os.environ.get("GITHUB_SHA")
+        or os.environ.get("GIT_COMMIT") or _git_head(config),
+    )
+
+
+def _git_head(config: Config) -> str | None:
+    if not (config.root / ".git").exists():
+        return None
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=config.root, capture_output=True,
+                              text=True, timeout=2, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+# --- the table ----------------------------------------------------------------------------
+
+
+def ensure(conn: Connection, schema: str) -> None:
+    """Create the history schema and table unless they exist (leaves `conn` in autocommit)."""
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (_regclass(schema),))
+        if cur.fetchone()[0]:
+            return
+        try:
+            cur.execute(pgsql.SQL(_DDL).format(schema=pgsql.Identifier(schema)))
+        except psycopg2.errors.InsufficientPrivilege as exc:
+            raise DeployError(
+                f"The database user may not create the history schema {schema!r} "
+                f"({(exc.pgerror or '').strip()}). Grant it CREATE on the database, or create "
+                "the schema once as its owner."
+            ) from None
+
+
+def exists(conn: Connection, schema: str) -> bool:
+    """Whether the history table exists."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (_regclass(schema),))
+        return bool(cur.fetchone()[0])
+
+
+def has_rows(conn: Connection, schema: str) -> bool:
+    """Whether the history table exists and records anything at all."""
+    if not exists(conn, schema):
+        return False
+    with conn.cursor() as cur:
+        cur.execute(pgsql.SQL("SELECT EXISTS (SELECT 1 FROM {}.history)").format(
+            pgsql.Identifier(schema)))
+        return bool(cur.fetchone()[0])
+
+
+def _regclass(schema: str) -> str:
+    # to_regclass takes text: quote the schema the way PostgreSQL does.
+    return '"' + schema.replace('"', '""') + '".history'
+
+
+# --- writing rows -------------------------------------------------------------------------
+
+
+def insert_row(
+    cur_or_conn: object, schema: str, plan: Plan, status: str, started: float, by: Who, *,
+    steps_done: int = 0, resume_fp: str | None = None, error: str | None = None,
+    from_fp: str | None = None, to_fp: str | None = None, note: str | None = None,
+) -> int:
+    """Insert a row for `plan` (started at epoch time `started`); return its id.
+
+    On a bare connection the row commits at once; on a cursor it commits with its transaction.
+    """
+    query = pgsql.SQL(
+        "INSERT INTO {}.history (plan, status, from_fingerprint, to_fingerprint, sql_sha256, "
+        "steps_done, resume_fingerprint, started_at, duration_ms, client_host, deployment, "
+        "git_sha, error, note) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "RETURNING id"
+    ).format(pgsql.Identifier(schema))
+    params = (
+        plan.filename, status, from_fp or plan.from_fingerprint,
+        to_fp or plan.to_fingerprint, plan.sha256, steps_done, resume_fp,
+        datetime.fromtimestamp(started, UTC), int((time.time() - started) * 1000),
+        by.client_host, by.deployment, by.git_sha, error, note,
+    )
+    return _execute(cur_or_conn, query, params)
+
+
+def update_row(
+    cur_or_conn: object, schema: str, history_id: int | None, *, status: str | None = None,
+    steps_done: int | None = None, resume_fp: str | None = None, error: object = ...,
+    finished: bool = False,
+) -> None:
+    """Set the given columns of row `history_id` (no-op when None); `finished` sets duration_ms.
+
+    `error=None` clears the error; leaving it out keeps it.
+    """
+    if history_id is None:
+        return
+    sets = []
+    params: list[object] = []
+    for column, value in (("status", status), ("steps_done", steps_done),
+                          ("resume_fingerprint", resume_fp)):
+        if value is not None:
+            sets.append(pgsql.SQL("{} = %s").format(pgsql.Identifier(column)))
+            params.append(value)
+    if error is not ...:
+        sets.append(pgsql.SQL("error = %s"))
+        params.append(error)
+    if finished:
+        sets.append(pgsql.SQL(
+            "duration_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::int"))
+    query = pgsql.SQL("UPDATE {}.history SET {} WHERE id = %s").format(
+        pgsql.Identifier(schema), pgsql.SQL(", ").join(sets))
+    _execute(cur_or_conn, query, (*params, history_id), fetch=False)
+
+
+def record_failure(
+    conn: Connection, schema: str, plan: Plan, history_id: int | None, started: float,
+    error: str, by: Who,
+) -> None:
+    """Best effort: mark the attempt failed (a new row when it had none); never raises."""
+    # The failure being reported matters more than its bookkeeping: a dead connection here
+    # must not replace the real error.
+    try:
+        conn.autocommit = True
+        if history_id is None:
+            insert_row(conn, schema, plan, "failed", started, by, error=error[:2000])
+        else:
+            update_row(conn, schema, history_id, status="failed", error=error[:2000],
+                       finished=True)
+    except psycopg2.Error:
+        pass
+
+
+def record_adoption(
+    conn: Connection, schema: str, state: str, live_fp: str, by: Who
+) -> str | None:
+    """Record that the live schema (at `live_fp`) was taken as the state after plan `state`.
+
+    Returns the Alembic note stored on the row, if the database was run by Alembic.
+    """
+    conn.autocommit = True
+    note = alembic_note(conn)
+    with conn.cursor() as cur:
+        cur.execute(
+            pgsql.SQL(
+                "INSERT INTO {}.history (plan, status, from_fingerprint, to_fingerprint, "
+                "sql_sha256, started_at, duration_ms, client_host, deployment, git_sha, note) "
+                "VALUES (%s, 'adopted', %s, %s, NULL, clock_timestamp(), 0, %s, %s, %s, %s)"
+            ).format(pgsql.Identifier(schema)),
+            (state, live_fp, live_fp, by.client_host, by.deployment, by.git_sha, note),
+        )
+    return note
+
+
+def close_stale(conn: Connection, schema: str, keep_id: int | None) -> None:
+    """Mark every 'running' row but `keep_id` as 'interrupted'.
+
+    Only safe under the deploy lock: then no other run is alive to own those rows.
+    """
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(
+            pgsql.SQL("UPDATE {}.history SET status = 'interrupted' "
+                      "WHERE status = 'running' AND id <> %s").format(pgsql.Identifier(schema)),
+            (keep_id if keep_id is not None else -1,),
+        )
+
+
+def _execute(cur_or_conn: object, query: pgsql.Composable, params: tuple,
+             fetch: bool = True) -> int:
+    if isinstance(cur_or_conn, psycopg2.extensions.connection):
+        cur_or_conn.autocommit = True  # a bare connection: the statement commits on its own
+        with cur_or_conn.cursor() as cur:
+            cur.execute(query, params)
+            return int(cur.fetchone()[0]) if fetch else 0
+    cur_or_conn.execute(query, params)  # type: ignore[attr-defined]
+    return int(cur_or_conn.fetchone()[0]) if fetch else 0  # type: ignore[attr-defined]
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def alembic_note(conn: Connection) -> str | None:
+    """'alembic_version=<rev>' when the database was run by Alembic / Flask-Migrate."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = 'alembic_version' AND c.relkind = 'r' LIMIT 1"
+        )
+        row = cur.fetchone()
+        if row is None:
+            return None
+        try:
+            cur.execute(pgsql.SQL("SELECT string_agg(version_num, ',') FROM {}.alembic_version")
+                        .format(pgsql.Identifier(row[0])))
+            version = cur.fetchone()[0]
+        except psycopg2.Error:
+            return "alembic_version present"
+    return f"alembic_version={version}" if version else "alembic_version present (empty)"
+
+
+def last_rows(conn: Connection, schema: str, limit: int = 5) -> list[dict[str, object]]:
+    """The newest `limit` rows, newest first, as column → value dicts ([] without a table)."""
+    if not exists(conn, schema):
+        return []
+    with conn.cursor() as cur:
+        cur.execute(
+            pgsql.SQL(
+                "SELECT id, plan, status, from_fingerprint, to_fingerprint, sql_sha256, "
+                "steps_done, started_at, duration_ms, db_user, client_host, deployment, git_sha, "
+                "error, note "
+                "FROM {}.history ORDER BY id DESC LIMIT %s"
+            ).format(pgsql.Identifier(schema)),
+            (limit,),
+        )
+        columns = [d[0] for d in cur.description]
+        return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+
+
+def resumable_rows(conn: Connection, schema: str) -> list[tuple[int, str, int, str, str | None]]:
+    """Newest first, up to 10 rows of multi-step plans stopped part-way that may be resumed.
+
+    Each is (id, plan, steps_done, resume_fingerprint, sql_sha256); [] without a table.
+    """
+    if not exists(conn, schema):
+        return []
+    with conn.cursor() as cur:
+        cur.execute(
+            pgsql.SQL(
+                "SELECT id, plan, steps_done, resume_fingerprint, sql_sha256 FROM {}.history "
+                "WHERE status = ANY(%s) AND resume_fingerprint IS NOT NULL "
+                "ORDER BY id DESC LIMIT 10"
+            ).format(pgsql.Identifier(schema)),
+            (list(_RESUMABLE),),
+        )
+        return cur.fetchall()
