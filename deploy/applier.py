@@ -32,12 +32,19 @@ from deploy.fingerprint import (
     compare,
     describe,
     fingerprint,
+    format_differences,
     split_key,
 )
 from deploy.hazards import classify, unapproved
-from deploy.plans import Plan, PlanGraph, build_graph, load_plans, require_plans_dir, short
+from deploy.plans import Plan, PlanGraph, load_chain, short
 from deploy.runner import Step, plan_steps, run_steps
-from deploy.statements import DEFAULT_SCHEMA, StatementError, parse, qualified_name, walk
+from deploy.statements import (
+    DEFAULT_SCHEMA,
+    StatementError,
+    parse,
+    qualified_name,
+    referenced_relations,
+)
 
 Progress = Callable[[str], None]
 Connection = psycopg2.extensions.connection
@@ -81,29 +88,14 @@ class Resume:
 
 
 
-def load_chain(config: Config) -> PlanGraph:
-    """The plan graph, refusing forks and orphans (apply must never guess an order)."""
-    require_plans_dir(config.plans_dir)
-    graph = build_graph(load_plans(config.plans_dir))
-    problems = graph.problems()
-    if problems:
-        raise DeployError(" ".join(problems))
-    return graph
-
-
 def drift_error(config: Config, graph: PlanGraph, live: Description, where: str) -> DeployError:
     """The drift refusal: what differs from the head (when known) and how to repair."""
     live_fp = fingerprint(live)
-    head = snapshot.load_state(config)
-    details = ""
-    if head is not None and fingerprint(head) == graph.head:
-        differences = compare(head, live)
-        lines = [str(d) for d in differences[:40]]
-        if len(differences) > 40:
-            lines.append(f"… and {len(differences) - 40} more")
-        details = "Objects that differ from the head of the plans (- head, + live):\n" + "\n".join(
-            lines
-        )
+    differences = snapshot.head_differences(config, graph.head, live)
+    details = "" if differences is None else (
+        "Objects that differ from the head of the plans (- head, + live):\n"
+        + format_differences(differences, 40)
+    )
     return DeployError(
         f"Drift: the schema of {where} ({short(live_fp)}) matches no state of the reviewed plans "
         f"(head is {short(graph.head)}), so nothing was applied. Someone changed it outside the "
@@ -156,7 +148,7 @@ def apply_plans(
     transaction, which the next run resumes.
     """
     # Plans first: a damaged file must fail before anything touches the database.
-    graph = load_chain(config)
+    graph = load_chain(config.plans_dir, required=True)
     url = target_db.resolve_target(target)
     where = urls.describe(url)
     run = _Run(
@@ -372,17 +364,12 @@ class _Run:
         after_fp = fingerprint(after)
         if after_fp == plan.to_fingerprint:
             return after
-        head = snapshot.load_state(self.config)
-        if (head is not None and plan.to_fingerprint == self.graph.head
-                and fingerprint(head) == self.graph.head):
-            title, differences = "Differences from the plan's 'to' (- expected, + got):", compare(
-                head, after)
+        from_head = snapshot.head_differences(self.config, plan.to_fingerprint, after)
+        if from_head is not None and plan.to_fingerprint == self.graph.head:
+            title, differences = "Differences from the plan's 'to' (- expected, + got):", from_head
         else:  # no description of `to` at hand: show what the plan did, for a reviewer to judge
             title, differences = "What the plan changed (- before, + after):", compare(
                 before, after)
-        lines = [str(d) for d in differences[:40]]
-        if len(differences) > 40:
-            lines.append(f"… and {len(differences) - 40} more")
         if single:
             undone = "so it was rolled back: nothing of it was kept"
         elif steps[-1].transactional:
@@ -396,7 +383,7 @@ class _Run:
             f"plan's 'to' ({short(plan.to_fingerprint)}), {undone}. The file was probably edited "
             "after it was generated: run `invoke check` to see, and restore or regenerate it.",
             exit_code=ERROR,
-            details=title + "\n" + "\n".join(lines),
+            details=title + "\n" + format_differences(differences, 40),
         )
 
     def _warn_version(self, conn: Connection, path: list[Plan]) -> None:
@@ -522,32 +509,15 @@ def find_resumable(
 # --- who blocks us ------------------------------------------------------------------------
 
 
-def _relations(plan: Plan) -> list[str]:
-    """Quoted, qualified names of every relation the plan's SQL mentions (to_regclass form)."""
-    names: set[str] = set()
-    try:
-        parsed = parse(plan.body)
-    except StatementError:
-        return []
-    for statement in parsed:
-        for node in walk(statement.node):
-            if isinstance(node, ast.RangeVar) and node.relname:
-                names.add(f"{_quote(node.schemaname or DEFAULT_SCHEMA)}.{_quote(node.relname)}")
-    return sorted(names)
-
-
-def _quote(name: str) -> str:
-    """Quote an identifier the way PostgreSQL does (for to_regclass strings)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def blocking_sessions(conn: Connection, plan: Plan) -> str:
     """Sessions holding locks on the relations the plan touches, as one readable line.
 
     Falls back to other sessions with an open transaction in this database when none of
     those relations is locked (the conflict was on another object, e.g. a type).
     """
-    names = _relations(plan)
+    names = sorted({name for step in plan_steps(plan.body, plan.filename)
+                    for statement in step.statements
+                    for name in referenced_relations(statement)})
     query = """
         SELECT a.pid, a.usename, a.application_name, a.state,
                string_agg(DISTINCT l.mode || coalesce(' on ' || l.relation::regclass::text, ''),

@@ -69,11 +69,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from deploy import errors, urls
+from deploy import errors
 from deploy.checker import SEVERITY_NAMES, CheckResult, Finding, PlanCheck
 from deploy.config import Config
 from deploy.plans import short
-from deploy.report import JSON_VERSION, Output, append_step_summary
+from deploy.report import Output, append_step_summary, fenced, json_document
 
 COMMENT_MARKER = "<!-- schema-deploy -->"
 MAX_ANNOTATIONS = 10  # GitHub shows at most ten error annotations per step
@@ -102,8 +102,7 @@ def show_check(out: Output, config: Config, result: CheckResult) -> int:
     append_step_summary(render_markdown(document))
     json_path = os.environ.get("SCHEMA_CHECK_JSON")
     if json_path:
-        full = {"version": JSON_VERSION, "command": "check", **document}
-        Path(json_path).write_text(urls.mask(json.dumps(full, indent=2)) + "\n", encoding="utf-8")
+        Path(json_path).write_text(json_document("check", document) + "\n", encoding="utf-8")
     return result.exit_code
 
 
@@ -333,10 +332,10 @@ def _markdown(
     if drift:
         out += [f"{h}# Unreviewed drift: SQL from the head of the plans to the models", ""]
         if drift["sql"]:
-            out += [_fenced(_cut(drift["sql"]), "sql"), ""]
+            out += [fenced(_cut(drift["sql"]), "sql"), ""]
         if drift["unexpressed"]:
             out += ["Differences with no generated SQL:", "",
-                    _fenced("\n".join(drift["unexpressed"]), ""), ""]
+                    fenced("\n".join(drift["unexpressed"]), ""), ""]
         out += ['Run `invoke plan --name "<what changed>"`, review the plan, and commit it.', ""]
     target = doc["target"]
     if target:
@@ -371,7 +370,7 @@ def _markdown(
             if p["replay_message"]:
                 out += [f"> {_cell(p['replay_message'])}", ""]
             out += ["<details><summary><code>" + _html(p["file"]) + "</code>: "
-                    + _html(p["name"]) + "</summary>", "", _fenced(_cut(p["sql"]), "sql"), "",
+                    + _html(p["name"]) + "</summary>", "", fenced(_cut(p["sql"]), "sql"), "",
                     "</details>", ""]
     elif filtered:
         out += ["No plan file changed in this pull request.", ""]
@@ -400,16 +399,6 @@ def _cut(sql: str) -> str:
     if len(sql) <= _SQL_LIMIT:
         return sql
     return sql[:_SQL_LIMIT] + "\n-- … truncated: read the plan file for the rest\n"
-
-
-def _fenced(text: str, language: str) -> str:
-    """A code block whose fence is longer than any run of backticks inside it."""
-    longest = run = 0
-    for ch in text:
-        run = run + 1 if ch == "`" else 0
-        longest = max(longest, run)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}{language}\n{text.rstrip()}\n{fence}"
 
 
 def _cell(text: str) -> str:

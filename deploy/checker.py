@@ -21,9 +21,16 @@ from deploy import target as target_db
 from deploy.config import Config
 from deploy.differ import diff
 from deploy.errors import DeployError
-from deploy.fingerprint import Description, Exclusions, compare, describe, fingerprint
+from deploy.fingerprint import (
+    Description,
+    Exclusions,
+    compare,
+    describe,
+    fingerprint,
+    format_differences,
+)
 from deploy.hazards import Hazard, classify, unapproved
-from deploy.planner import connected, describe_url, format_differences, replay
+from deploy.planner import connected, describe_url, replay
 from deploy.plans import Plan, PlanGraph, build_graph, parse_plan, short
 from deploy.scratch import ScratchServer, open_scratch
 from deploy.statements import StatementError
@@ -204,7 +211,7 @@ def _load(config: Config, result: CheckResult) -> tuple[list[Plan], dict[Path, P
             result.plans.append(PlanCheck(name, path.stem, None, None, replay=DAMAGED,
                                           replay_message=exc.message))
             result.add(Finding(errors.ERROR, "damaged", "Damaged plan file", exc.message,
-                               file=name, line=_line_in_message(exc.message, path)))
+                               file=name, line=exc.line))
             continue
         plans.append(plan)
         checks[path] = PlanCheck(
@@ -213,14 +220,6 @@ def _load(config: Config, result: CheckResult) -> tuple[list[Plan], dict[Path, P
         )
         result.plans.append(checks[path])
     return plans, checks
-
-
-def _line_in_message(message: str, path: Path) -> int | None:
-    marker = f"{path}:"
-    if marker not in message:
-        return None
-    digits = message.split(marker, 1)[1].split(" ", 1)[0].rstrip(":")
-    return int(digits) if digits.isdigit() else None
 
 
 def _graph_findings(
@@ -330,8 +329,9 @@ def _replay_all(
                 checks[plan.path].replay_message = (
                     "not replayed: the plans before the fork did not replay")
                 continue
-            _replay_into(server, f"fork_{number}_{index}", [*chain, plan], checks, result,
-                         exclusions, progress, skip=len(chain))
+            # Each branch starts from a copy of the replayed chain, not from a rebuild of it.
+            _replay_into(server, f"fork_{number}_{index}", [plan], checks, result, exclusions,
+                         progress, template="base")
     # Orphans and stray roots start from a schema no replay reaches: they stay "not-replayed".
     for check in checks.values():
         if check.replay == NOT_REPLAYED and not check.replay_message:
@@ -347,35 +347,19 @@ def _replay_into(
     result: CheckResult,
     exclusions: Exclusions,
     progress: Progress,
-    skip: int = 0,
+    template: str | None = None,
 ) -> tuple[object, Description, bool]:
-    """planner.replay, plus which plan failed: the last one it announced."""
-    announced = [0]
-
-    def track(message: str) -> None:
-        if message.startswith("replaying plan "):
-            announced[0] += 1
-        progress(message)
-
-    url, description, failures = replay(server, dbname, plans, exclusions, track)
-    failed_at = announced[0] - 1 if failures else len(plans)
+    """planner.replay, recorded on each plan's check: landed, or the finding where it failed."""
+    replayed = replay(server, dbname, plans, exclusions, progress, template=template)
     for index, plan in enumerate(plans):
-        if index < skip:
-            continue
         check = checks[plan.path]
-        if index < failed_at:
+        if index < replayed.landed:
             check.replay, check.replay_message = LANDED, ""
-        elif index == failed_at:
-            check.replay, check.replay_message = FAILED, " ".join(failures)
+        elif index == replayed.landed and replayed.failure:
+            check.replay, check.replay_message = FAILED, replayed.failure
             result.add(Finding(errors.ERROR, "replay", "Plan does not land on its 'to'",
-                               " ".join(failures), file=check.file,
-                               line=_failing_line(failures, plan)))
-    return url, description, not failures
-
-
-def _failing_line(failures: list[str], plan: Plan) -> int | None:
-    # A failed statement is reported as "<file>:<line>: PostgreSQL refused …".
-    return _line_in_message(" ".join(failures), Path(plan.filename))
+                               replayed.failure, file=check.file, line=replayed.failure_line))
+    return replayed.url, replayed.description, replayed.failure is None
 
 
 # --- models and snapshot ---------------------------------------------------------------------
@@ -517,10 +501,9 @@ def _check_target(
     path = graph.path(check.fingerprint)
     if path is None:
         check.state = "drift"
-        if head_desc is None:
-            head_desc = snapshot.load_state(config)
-        if head_desc is not None and fingerprint(head_desc) == graph.head:
-            check.differences = [str(d) for d in compare(head_desc, live)]
+        differences = (compare(head_desc, live) if head_desc is not None
+                       else snapshot.head_differences(config, graph.head, live))
+        check.differences = [str(d) for d in differences or []]
         result.add(Finding(
             errors.DRIFT, "target-drift", "Target database has drifted",
             f"Drift: {where} ({short(check.fingerprint)}) matches no state of the plans (head "

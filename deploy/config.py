@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.errors import DeployError
@@ -36,7 +36,6 @@ class Config:
     lock_timeout: str = "5s"
     statement_timeout: str = "15min"
     history_schema: str = HISTORY_SCHEMA
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def exclusions(self) -> Exclusions:

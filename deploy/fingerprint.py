@@ -358,6 +358,14 @@ class Difference:
         return f"~ {self.key}: {self.before}  =>  {self.after}"
 
 
+def format_differences(differences: list[Difference], limit: int = 30) -> str:
+    """One line per differing object, at most `limit` lines (then how many more)."""
+    lines = [str(d) for d in differences[:limit]]
+    if len(differences) > limit:
+        lines.append(f"… and {len(differences) - limit} more")
+    return "\n".join(lines)
+
+
 def compare(before: Mapping[str, str], after: Mapping[str, str]) -> list[Difference]:
     """List the objects that are missing, extra or different, sorted by key."""
     keys: Iterable[str] = sorted(set(before) | set(after))

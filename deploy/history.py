@@ -98,10 +98,9 @@ def _git_head(config: Config) -> str | None:
 def ensure(conn: Connection, schema: str) -> None:
     """Create the history schema and table unless they exist (leaves `conn` in autocommit)."""
     conn.autocommit = True
+    if exists(conn, schema):
+        return
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (_regclass(schema),))
-        if cur.fetchone()[0]:
-            return
         try:
             cur.execute(pgsql.SQL(_DDL).format(schema=pgsql.Identifier(schema)))
         except psycopg2.errors.InsufficientPrivilege as exc:
@@ -115,7 +114,8 @@ def ensure(conn: Connection, schema: str) -> None:
 def exists(conn: Connection, schema: str) -> bool:
     """Whether the history table exists."""
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (_regclass(schema),))
+        table = pgsql.Identifier(schema, "history").as_string(conn)
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
         return bool(cur.fetchone()[0])
 
 
@@ -127,11 +127,6 @@ def has_rows(conn: Connection, schema: str) -> bool:
         cur.execute(pgsql.SQL("SELECT EXISTS (SELECT 1 FROM {}.history)").format(
             pgsql.Identifier(schema)))
         return bool(cur.fetchone()[0])
-
-
-def _regclass(schema: str) -> str:
-    # to_regclass takes text: quote the schema the way PostgreSQL does.
-    return '"' + schema.replace('"', '""') + '".history'
 
 
 # --- writing rows -------------------------------------------------------------------------

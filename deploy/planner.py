@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psycopg2
@@ -18,13 +18,20 @@ from deploy import target as target_db
 from deploy.config import Config
 from deploy.differ import Diff, diff
 from deploy.errors import DeployError
-from deploy.fingerprint import Description, Difference, Exclusions, compare, describe, fingerprint
+from deploy.fingerprint import (
+    Description,
+    Difference,
+    Exclusions,
+    compare,
+    describe,
+    fingerprint,
+    format_differences,
+)
 from deploy.hazards import Hazard, classify
 from deploy.plans import (
     Plan,
     PlanGraph,
-    build_graph,
-    load_plans,
+    load_chain,
     new_plan_path,
     render_plan,
     short,
@@ -74,13 +81,15 @@ def describe_url(url: URL, exclusions: Exclusions) -> Description:
         conn.close()
 
 
-def load_graph(config: Config) -> PlanGraph:
-    """Parse the plans and order them; forks, orphans and stray roots are errors."""
-    graph = build_graph(load_plans(config.plans_dir))
-    problems = graph.problems()
-    if problems:
-        raise DeployError(" ".join(problems))
-    return graph
+@dataclass(frozen=True)
+class Replay:
+    """The outcome of replaying plans into a scratch database."""
+
+    url: URL
+    description: Description  # the schema after the last plan that ran
+    landed: int  # how many of the plans, in order, landed on their `to`
+    failure: str | None = None  # why plan number `landed` did not (None: all landed)
+    failure_line: int | None = None  # its failing statement's line, when one failed
 
 
 def replay(
@@ -89,51 +98,38 @@ def replay(
     chain: list[Plan],
     exclusions: Exclusions,
     progress: Progress,
-) -> tuple[URL, Description, list[str]]:
-    """Create `dbname` and run the chain in it, checking each plan's `from` and `to`.
-
-    Returns the database URL, its final description, and one message per plan that does
-    not land on its `to` (replay stops at the first one).
-    """
-    url = server.create_database(dbname)
+    *,
+    template: str | None = None,
+) -> Replay:
+    """Create `dbname` (empty, or a copy of `template`) and run the chain in it, checking
+    each plan's `from` and `to`; replay stops at the first plan that does not land."""
+    url = server.create_database(dbname, template=template)
     current = describe_url(url, exclusions)
-    failures: list[str] = []
     for number, plan in enumerate(chain, start=1):
         progress(f"replaying plan {number}/{len(chain)}: {plan.filename}")
         before = fingerprint(current)
         if before != plan.from_fingerprint:
-            failures.append(
+            return Replay(url, current, number - 1,
                 f"{plan.filename}: expects to start from {short(plan.from_fingerprint)} but the "
                 f"schema before it is {short(before)}. Delete or fix the plan, then run "
                 "`invoke check`."
             )
-            break
         conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
         try:
             run_steps(conn, plan_steps(plan.body, plan.filename), filename=plan.filename)
         except StatementFailed as exc:
-            failures.append(exc.message)
-            break
+            return Replay(url, current, number - 1, exc.message, exc.line)
         finally:
             conn.close()
         current = describe_url(url, exclusions)
         after = fingerprint(current)
         if after != plan.to_fingerprint:
-            failures.append(
+            return Replay(url, current, number - 1,
                 f"{plan.filename} does not land on its 'to' ({short(plan.to_fingerprint)}); it "
                 f"produces {short(after)}. If the SQL was edited on purpose, run `invoke plan` to "
                 "write a follow-up plan, or restore the file from version control."
             )
-            break
-    return url, current, failures
-
-
-def format_differences(differences: list[Difference], limit: int = 30) -> str:
-    """One line per differing object, at most `limit` lines."""
-    lines = [str(d) for d in differences[:limit]]
-    if len(differences) > limit:
-        lines.append(f"… and {len(differences) - limit} more")
-    return "\n".join(lines)
+    return Replay(url, current, len(chain))
 
 
 def make_plan(
@@ -152,7 +148,7 @@ def make_plan(
     Never writes a plan that does not land exactly on the models' fingerprint.
     """
     exclusions = config.exclusions
-    graph = load_graph(config)
+    graph = load_chain(config.plans_dir)
     desired = desired_state.load_desired(config)
     if target is not None:
         return _preview_target(config, graph, desired, target, scratch, exclusions, progress)
@@ -167,13 +163,13 @@ def make_plan(
         desired_desc = describe_url(desired_url, exclusions)
         desired_fp = fingerprint(desired_desc)
 
-        base_url, base_desc, failures = replay(server, "base", graph.chain, exclusions, progress)
-        if failures:
+        base = replay(server, "base", graph.chain, exclusions, progress)
+        if base.failure:
             raise DeployError(
                 "The existing plans do not replay cleanly, so no new plan can be computed on top "
-                "of them: " + " ".join(failures) + " Run `invoke check` for the full report."
+                f"of them: {base.failure} Run `invoke check` for the full report."
             )
-        base_fp = fingerprint(base_desc)
+        base_url, base_fp = base.url, fingerprint(base.description)
         with connected(empty_url) as empty_conn, connected(desired_url) as desired_conn:
             full_ddl = diff(empty_conn, desired_conn, exclusions).sql
         stale = snapshot.stale_files(config, full_ddl, desired_desc)
@@ -220,7 +216,11 @@ def make_plan(
         snapshot.write(stale)
         result.plan_path = path
         result.snapshot_written = bool(stale)
-        result.hazards = classify(path.read_text(encoding="utf-8"))
+        # Hazard lines were counted in the body; in the file the header comes first.
+        first = body.lstrip()
+        shift = header_body[: header_body.index(first)].count("\n") - body[
+            : body.index(first)].count("\n")
+        result.hazards = [replace(h, line=h.line + shift) for h in hazards]
         return result
 
 

@@ -130,7 +130,8 @@ def _damaged(path: Path, line: int | None, what: str) -> None:
     where = f"{path}:{line}" if line else str(path)
     raise DeployError(
         f"Plan file {where} has a damaged header: {what}. Restore the header from version "
-        "control (git diff shows what changed), or delete the file and run `invoke plan` again."
+        "control (git diff shows what changed), or delete the file and run `invoke plan` again.",
+        line=line,
     )
 
 
@@ -141,6 +142,20 @@ def load_plans(plans_dir: Path) -> list[Plan]:
     if not plans_dir.is_dir():
         raise DeployError(f"The plans path {plans_dir} is not a directory.")
     return [parse_plan(p) for p in sorted(plans_dir.glob("*.sql"))]
+
+
+def load_chain(plans_dir: Path, *, required: bool = False) -> PlanGraph:
+    """Parse and order the plans; forks, orphans and stray roots are a DeployError.
+
+    With `required`, a missing directory is an error (apply, status), not "no plans yet".
+    """
+    if required:
+        require_plans_dir(plans_dir)
+    graph = build_graph(load_plans(plans_dir))
+    problems = graph.problems()
+    if problems:
+        raise DeployError(" ".join(problems))
+    return graph
 
 
 def require_plans_dir(plans_dir: Path) -> None:

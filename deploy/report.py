@@ -51,8 +51,7 @@ class Output:
     def json(self, command: str, payload: dict[str, Any]) -> None:
         """The task's one JSON document on stdout (json format only)."""
         if self.format == "json":
-            document = {"version": JSON_VERSION, "command": command, **payload}
-            print(urls.mask(json.dumps(document, indent=2, default=str)), file=self.out, flush=True)
+            print(json_document(command, payload), file=self.out, flush=True)
 
     def error(self, command: str, exc: DeployError) -> None:
         """Report a DeployError: a paragraph on stderr (and a JSON document in json mode)."""
@@ -66,6 +65,22 @@ class Output:
             {"status": "error", "exit_code": exc.exit_code, "error": message,
              "details": urls.mask(exc.details)},
         )
+
+
+def json_document(command: str, payload: dict[str, Any]) -> str:
+    """A task's JSON document: the versioned envelope around `payload`, passwords masked."""
+    document = {"version": JSON_VERSION, "command": command, **payload}
+    return urls.mask(json.dumps(document, indent=2, default=str))
+
+
+def fenced(text: str, language: str = "") -> str:
+    """A Markdown code block whose fence is longer than any run of backticks inside it."""
+    longest = run = 0
+    for ch in text:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text.rstrip()}\n{fence}"
 
 
 def append_step_summary(markdown: str) -> None:

@@ -117,14 +117,17 @@ def _execute(cur: object, statement: Statement, filename: str) -> None:
             "of this step was kept. Fix the plan (or the database state it expects) and run again.",
             details=statement.sql,
             pgcode=exc.pgcode,
+            line=statement.line,
         ) from None
 
 
 class StatementFailed(DeployError):
     """A plan statement failed; carries PostgreSQL's SQLSTATE."""
 
-    def __init__(self, message: str, details: str = "", pgcode: str | None = None) -> None:
-        super().__init__(message, details=details)
+    def __init__(
+        self, message: str, details: str = "", pgcode: str | None = None, line: int | None = None
+    ) -> None:
+        super().__init__(message, details=details, line=line)
         self.pgcode = pgcode
 
 

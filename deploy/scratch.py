@@ -93,12 +93,6 @@ class ScratchServer:
         finally:
             conn.close()
 
-    def __enter__(self) -> ScratchServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def find_local_binaries(major: int) -> Path | None:
     """Return the bin directory of PostgreSQL `major` server binaries, or None."""

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from deploy.config import Config
-from deploy.fingerprint import Description, fingerprint
+from deploy.fingerprint import Description, Difference, compare, fingerprint
 
 STATE_SUFFIX = ".json"
 
@@ -45,6 +45,17 @@ def load_state(config: Config) -> Description | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return objects if fingerprint(objects) == data.get("fingerprint") else None
+
+
+def head_differences(
+    config: Config, head: str | None, live: Description
+) -> list[Difference] | None:
+    """What differs between the head (from `schema.json`) and `live`; None when the snapshot
+    is missing or describes another state than `head`."""
+    state = load_state(config)
+    if state is None or head is None or fingerprint(state) != head:
+        return None
+    return compare(state, live)
 
 
 def stale_files(config: Config, ddl: str, description: Description) -> dict[Path, str]:

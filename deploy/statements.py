@@ -97,34 +97,6 @@ def is_concurrent_index_build(stmt: Statement | str) -> tuple[str, str] | None:
     return (node.relation.schemaname or DEFAULT_SCHEMA, node.idxname)
 
 
-def added_enum_value(stmt: Statement | str) -> tuple[str, str, str] | None:
-    """(schema, type, value) if the statement is ALTER TYPE … ADD VALUE, else None."""
-    node = _single_node(stmt)
-    if not isinstance(node, ast.AlterEnumStmt) or node.oldVal is not None or not node.newVal:
-        return None
-    schema, name = qualified_name(node.typeName)
-    return (schema, name, node.newVal)
-
-
-def uses_new_enum_value_risk(statements: Sequence[Statement]) -> list[tuple[Statement, Statement]]:
-    """Pairs (ADD VALUE statement, later statement with a string literal equal to the value).
-    Such a pair fails in one transaction ("unsafe use of new value"); a match is a risk only."""
-    risks = []
-    nodes = [_single_node(s) for s in statements]
-    for i, stmt in enumerate(statements):
-        added = added_enum_value(stmt)
-        if added is None:
-            continue
-        value = added[2]
-        for later, node in zip(statements[i + 1 :], nodes[i + 1 :], strict=True):
-            if added_enum_value(later) is None and any(
-                isinstance(n, ast.A_Const) and isinstance(n.val, ast.String) and n.val.sval == value
-                for n in walk(node)
-            ):
-                risks.append((stmt, later))
-    return risks
-
-
 def referenced_relations(stmt: Statement | str) -> list[str]:
     """Quoted, schema-qualified (public if unqualified) names of the relations a statement
     mentions, as to_regclass() accepts them, sorted, each once."""

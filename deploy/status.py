@@ -13,10 +13,11 @@ import psycopg2
 
 from deploy import history, snapshot, urls
 from deploy import target as target_db
-from deploy.applier import find_resumable, load_chain
+from deploy.applier import find_resumable
 from deploy.config import Config
 from deploy.errors import DeployError
-from deploy.fingerprint import compare, describe, fingerprint
+from deploy.fingerprint import describe, fingerprint
+from deploy.plans import load_chain
 from deploy.runner import plan_steps
 
 
@@ -36,7 +37,7 @@ class StatusResult:
 
 def read_status(config: Config, *, target: str | None = None, wait: float = 10.0) -> StatusResult:
     """Fingerprint the live database (read-only) and place it on the plan graph."""
-    graph = load_chain(config)
+    graph = load_chain(config.plans_dir, required=True)
     url = target_db.resolve_target(target)
     conn = target_db.connect(url, wait=wait, read_only=True)
     try:
@@ -70,9 +71,8 @@ def read_status(config: Config, *, target: str | None = None, wait: float = 10.0
         path = [resume.plan, *(graph.path(resume.plan.to_fingerprint) or [])]
     if path is None:
         result.state = "drift"
-        head = snapshot.load_state(config)
-        if head is not None and fingerprint(head) == graph.head:
-            result.differences = [str(d) for d in compare(head, live)]
+        differences = snapshot.head_differences(config, graph.head, live)
+        result.differences = [str(d) for d in differences or []]
     elif not path:
         result.state = "head"
     else:

@@ -79,15 +79,6 @@ def database_name(url: object) -> str:
     return str(parse_dsn(parse_url(url)).get("dbname", ""))
 
 
-def with_database(url: object, dbname: str) -> str:
-    """The URL of another database on the same server (same user, host, options)."""
-    uri = parse_url(url)
-    head, _, tail = uri.partition("://")
-    authority, slash, path = tail.partition("/")
-    _, question, query = path.partition("?")
-    return f"{head}://{authority}/{dbname}{question}{query}" if slash else uri
-
-
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)")
 _PASSWORD_OPTION = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 

@@ -8,7 +8,7 @@ from deploy import errors
 from deploy.applier import ApplyResult
 from deploy.config import Config
 from deploy.plans import short
-from deploy.report import Output, append_step_summary
+from deploy.report import Output, append_step_summary, fenced
 from deploy.status import StatusResult
 
 if TYPE_CHECKING:  # the planner pulls in SQLAlchemy and migra: keep them off the apply path
@@ -93,9 +93,8 @@ def _plan_summary(config: Config, result: PlanResult) -> None:
         lines += [f"Wrote `{_relative(config, result.plan_path)}`.", ""]
     lines += [f"- hazard: `{h.text}`" for h in result.hazards]
     if result.sql:
-        fence = "````" if "```" in result.sql else "```"
-        lines += ["", "<details><summary>SQL</summary>", "", f"{fence}sql", result.sql.rstrip(),
-                  fence, "", "</details>"]
+        lines += ["", "<details><summary>SQL</summary>", "", fenced(result.sql, "sql"), "",
+                  "</details>"]
     append_step_summary("\n".join(lines))
 
 

@@ -114,6 +114,17 @@ class PasswordServer:
         secret = self.password if password is None else password
         return f"postgresql://{self.user}:{secret}@127.0.0.1:{self.port}/{dbname}"
 
+    def create_database(self, name: str) -> str:
+        """A new, empty database on this server; returns its URL (right password)."""
+        conn = psycopg2.connect(self.url())
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            conn.close()
+        return self.url(name)
+
 
 @pytest.fixture(scope="session")
 def password_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordServer]:

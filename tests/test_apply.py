@@ -15,12 +15,12 @@ import pytest
 from conftest import Databases, run_invoke
 
 from deploy import urls
-from deploy.applier import apply_plans, load_chain
+from deploy.applier import apply_plans
 from deploy.config import load_config
 from deploy.errors import DeployError
 from deploy.fingerprint import describe, fingerprint
 from deploy.hazards import classify
-from deploy.plans import render_plan
+from deploy.plans import load_chain, render_plan
 from deploy.runner import plan_steps, run_steps
 from deploy.status import read_status
 
@@ -44,7 +44,7 @@ def live_fingerprint(project: Path, url: str) -> str:
 
 def head(project: Path) -> str:
     """Fingerprint at the head of the project's plans."""
-    result = load_chain(load_config(project)).head
+    result = load_chain(load_config(project).plans_dir).head
     assert result is not None
     return result
 
@@ -96,7 +96,7 @@ def add_plan(
 
 def build_by_hand(pg: Databases, url: str, project: Path, upto: int = 1) -> None:
     """Run the first `upto` plans' SQL directly, as another tool (Flask-Migrate) would."""
-    for plan in load_chain(load_config(project)).chain[:upto]:
+    for plan in load_chain(load_config(project).plans_dir).chain[:upto]:
         pg.execute(url, plan.body)
 
 
@@ -116,7 +116,7 @@ def test_fresh_database_gets_every_plan_then_is_up_to_date(pg: Databases, projec
     assert row["plan"] == plan_file.name
     assert row["status"] == "applied"
     assert row["to_fingerprint"] == head(project)
-    assert row["from_fingerprint"] == load_chain(load_config(project)).start
+    assert row["from_fingerprint"] == load_chain(load_config(project).plans_dir).start
     assert row["sql_sha256"] == hashlib.sha256(plan_file.read_bytes()).hexdigest()
     assert row["db_user"] == "postgres" and "@" in str(row["client_host"])
     assert row["started_at"] is not None and row["duration_ms"] is not None
@@ -207,7 +207,7 @@ def test_unapproved_hazard_refuses_with_exit_3(pg: Databases, project: Path) -> 
     assert done.returncode == 3, done.stderr
     assert "DELETES_DATA" in done.stderr and plan.name in done.stderr
     # Checked before anything runs: not even the first (harmless) plan was applied.
-    assert live_fingerprint(project, url) == load_chain(load_config(project)).start
+    assert live_fingerprint(project, url) == load_chain(load_config(project).plans_dir).start
     assert history(pg, url) == []
 
     text = plan.read_text()

@@ -7,28 +7,25 @@ may leak), damaged plans, a plan that misses its `to`, hand-made drift.
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
 import pytest
-from conftest import REPO, Databases, run_invoke
+from conftest import REPO, Databases, PasswordServer, run_invoke
 from test_apply import FIRST, add_plan, head, history, live_fingerprint
 
 from deploy import urls
-from deploy.applier import apply_plans, load_chain
+from deploy.applier import apply_plans
 from deploy.config import load_config
-from deploy.scratch import find_local_binaries
+from deploy.plans import load_chain
 
-PASSWORD = "Sup3r-Secret_pw"
+PASSWORD = PasswordServer.password  # the shared password_pg fixture's
 WRONG_PASSWORD = "Wr0ng-Secret_pw"
 SLOW = 4  # seconds of pg_sleep inside the slow plans
 
@@ -85,53 +82,6 @@ def free_port() -> int:
                 continue
             return port
     raise AssertionError("no free port in 55620-55699")
-
-
-class PasswordServer:
-    """A throwaway PostgreSQL on 127.0.0.1 with scram-sha-256 password authentication."""
-
-    def __init__(self) -> None:
-        bindir = find_local_binaries(15)
-        if bindir is None:
-            pytest.skip("PostgreSQL 15 server binaries are not installed")
-        self.bindir = bindir
-        self.user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
-        self.dir = Path(tempfile.mkdtemp(prefix="apply-pw-"))
-        self.port = free_port()
-        (self.dir / "pw").write_text(PASSWORD + "\n")
-        if self.user:
-            for path in (self.dir, self.dir / "pw"):
-                os.chown(path, self.user.pw_uid, self.user.pw_gid)
-        self._run("initdb", "-D", str(self.dir / "data"), "-U", "postgres", "--no-sync",
-                  "--auth=scram-sha-256", f"--pwfile={self.dir / 'pw'}", "-E", "UTF8",
-                  "--locale=C")
-        self._run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w",
-                  "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} "
-                  "-c fsync=off", "start")
-
-    def url(self, password: str = PASSWORD, dbname: str = "postgres") -> str:
-        return f"postgresql://postgres:{password}@127.0.0.1:{self.port}/{dbname}"
-
-    def _run(self, *args: str) -> None:
-        command = [str(self.bindir / args[0]), *args[1:]]
-        if self.user:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
-
-    def close(self) -> None:
-        try:
-            self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def pw_server() -> Iterator[PasswordServer]:
-    server = PasswordServer()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 # --- kill -9 --------------------------------------------------------------------------------
@@ -286,23 +236,24 @@ def test_unreachable_host_fails_fast_without_leaking_the_password(project: Path)
 
 
 def test_wrong_password_is_a_clear_error_without_the_password(
-    pw_server: PasswordServer, project: Path
+    password_pg: PasswordServer, project: Path
 ) -> None:
-    done = run_invoke(project, "apply", "--wait", "5", "--target", pw_server.url(WRONG_PASSWORD))
+    wrong = password_pg.url(password=WRONG_PASSWORD)
+    done = run_invoke(project, "apply", "--wait", "5", "--target", wrong)
     assert done.returncode == 1
     assert "password authentication failed" in done.stderr
     assert "user name or password is wrong" in done.stderr
     no_secret(done.stdout, done.stderr)
-    as_json = run_invoke(project, "status", "--format", "json", "--target",
-                         pw_server.url(WRONG_PASSWORD))
+    as_json = run_invoke(project, "status", "--format", "json", "--target", wrong)
     assert as_json.returncode == 1
     no_secret(as_json.stdout, as_json.stderr)
 
 
 def test_password_url_with_sslmode_works_and_never_prints_the_password(
-    pw_server: PasswordServer, project: Path
+    password_pg: PasswordServer, project: Path
 ) -> None:
-    url = pw_server.url() + "?sslmode=disable&application_name=ignored"
+    database = password_pg.create_database("apply_sslmode")
+    url = database + "?sslmode=disable&application_name=ignored"
     done = run_invoke(project, "apply", "--target", url)
     assert done.returncode == 0, done.stderr
     status = run_invoke(project, "status", "--format", "json", env={"DATABASE_URL": url})
@@ -310,7 +261,7 @@ def test_password_url_with_sslmode_works_and_never_prints_the_password(
     no_secret(done.stdout, done.stderr, status.stdout, status.stderr)
     # sslmode really reaches libpq: this server has no SSL.
     refused = run_invoke(project, "apply", "--wait", "1", "--target",
-                         pw_server.url() + "?sslmode=require")
+                         database + "?sslmode=require")
     assert refused.returncode == 1 and "SSL" in refused.stderr
     no_secret(refused.stdout, refused.stderr)
 
@@ -358,7 +309,7 @@ def test_a_plan_that_misses_its_to_is_rolled_back(pg: Databases, project: Path) 
     plan = next((project / "schema" / "plans").glob("*.sql"))
     plan.write_text(plan.read_text() + "\nCREATE TABLE public.sneaky (id integer);\n")
     url = pg.new("missed")
-    start = load_chain(load_config(project)).start
+    start = load_chain(load_config(project).plans_dir).start
     done = run_invoke(project, "apply", "--target", url)
     assert done.returncode == 1, done.stdout
     assert "not the plan's 'to'" in done.stderr and "rolled back" in done.stderr

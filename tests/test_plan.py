@@ -11,8 +11,8 @@ from deploy import urls
 from deploy.config import load_config
 from deploy.errors import DeployError
 from deploy.fingerprint import describe, fingerprint
-from deploy.planner import load_graph, make_plan, replay
-from deploy.plans import load_plans, parse_plan
+from deploy.planner import make_plan, replay
+from deploy.plans import load_chain, load_plans, parse_plan
 from tests.conftest import run_invoke
 
 DECK_DESCRIPTION = "    description: Mapped[str | None] = mapped_column(Text)\n"
@@ -69,7 +69,7 @@ def test_first_plan_starts_from_the_empty_schema(empty_project, pg):
 
 def test_model_change_writes_a_plan_that_replays_onto_the_new_head(project, pg):
     config = load_config(project)
-    old_head = load_graph(config).head
+    old_head = load_chain(config.plans_dir).head
     add_archived_at(project)
     result = make_plan(config, name="add deck archive", scratch="local")
     assert result.status == "written" and result.plan_path is not None
@@ -81,12 +81,12 @@ def test_model_change_writes_a_plan_that_replays_onto_the_new_head(project, pg):
     assert "COMMENT ON COLUMN public.decks.archived_at IS 'When the owner archived the deck.'" in (
         plan.text
     )
-    graph = load_graph(config)
+    graph = load_chain(config.plans_dir)
     assert graph.head == plan.to_fingerprint
-    _, description, failures = replay(pg.server, "replay_archive", graph.chain,
-                                      config.exclusions, lambda _m: None)
-    assert failures == []
-    assert fingerprint(description) == graph.head
+    replayed = replay(pg.server, "replay_archive", graph.chain, config.exclusions,
+                      lambda _m: None)
+    assert replayed.failure is None
+    assert fingerprint(replayed.description) == graph.head
     assert make_plan(config, name="again", scratch="local").status == "up-to-date"
 
 

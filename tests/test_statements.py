@@ -7,11 +7,9 @@ import pytest
 from deploy.statements import (
     Statement,
     StatementError,
-    added_enum_value,
     is_concurrent_index_build,
     referenced_relations,
     split,
-    uses_new_enum_value_risk,
 )
 
 PLAN = """\
@@ -201,21 +199,6 @@ def test_is_concurrent_index_build(sql: str, expected: tuple[str, str] | None) -
     [statement] = split(sql)
     assert is_concurrent_index_build(statement) == expected
     assert is_concurrent_index_build(statement.sql) == expected
-
-
-def test_added_enum_value_and_its_use_in_the_same_transaction() -> None:
-    statements = split(
-        "alter type \"public\".\"mood\" add value 'ecstatic';\n"
-        "alter type \"public\".\"mood\" add value 'calm';\n"
-        "alter table \"public\".\"users\" alter column \"mood\" set default 'ecstatic'::mood;\n"
-        "update \"public\".\"users\" set \"ecstatic\" = true;\n"  # an identifier, not a value
-        "select 1;\n"
-    )
-    assert added_enum_value(statements[0]) == ("public", "mood", "ecstatic")
-    assert added_enum_value(statements[2]) is None
-    assert added_enum_value("alter type mood rename value 'a' to 'b'") is None
-    assert uses_new_enum_value_risk(statements) == [(statements[0], statements[2])]
-    assert uses_new_enum_value_risk(statements[1:]) == []
 
 
 @pytest.mark.parametrize(
