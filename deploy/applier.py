@@ -219,6 +219,8 @@ class _Run:
                 f"step {resume.steps_done + 1}"
             )
         check_approvals(path)
+        for plan in path:  # a plan the runner refuses must stop the run before any plan runs
+            plan_steps(plan.body, plan.filename)
         self._warn_version(conn, path)
         adopt_state = None
         if resume is None and live_fp != graph.start and not history.has_rows(conn, self.schema):

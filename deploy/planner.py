@@ -117,7 +117,7 @@ def replay(
         conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
         try:
             run_steps(conn, plan_steps(plan.body, plan.filename), filename=plan.filename)
-        except StatementFailed as exc:
+        except DeployError as exc:  # a refused statement, or SQL the runner will not run
             return Replay(url, current, number - 1, exc.message, exc.line)
         finally:
             conn.close()

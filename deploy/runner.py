@@ -15,7 +15,13 @@ import psycopg2
 from psycopg2 import sql as pgsql
 
 from deploy.errors import DeployError
-from deploy.statements import Statement, StatementError, is_concurrent_index_build, split
+from deploy.statements import (
+    Statement,
+    StatementError,
+    is_concurrent_index_build,
+    split,
+    transaction_boundary,
+)
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,8 @@ class Step:
 
 
 def plan_steps(body: str, filename: str = "plan") -> list[Step]:
-    """Split plan SQL into steps; a syntax error becomes a DeployError naming file and line."""
+    """Split plan SQL into steps. A syntax error, or a statement that would end the plan's
+    transaction (BEGIN, COMMIT, …), is a DeployError naming file and line."""
     try:
         statements = split(body)
     except StatementError as exc:
@@ -37,6 +44,17 @@ def plan_steps(body: str, filename: str = "plan") -> list[Step]:
     steps: list[Step] = []
     pending: list[Statement] = []
     for statement in statements:
+        boundary = transaction_boundary(statement)
+        if boundary:
+            # A COMMIT would end the plan's transaction half-way: what ran before it stays
+            # even when the plan is then rolled back, and what follows runs in autocommit.
+            raise DeployError(
+                f"{filename}:{statement.line}: a plan must not contain {boundary}: each plan "
+                "runs in one transaction that the tool opens, verifies and commits itself "
+                "(statements that cannot run in a transaction run outside it on their own). "
+                "Remove the line and run again.",
+                line=statement.line,
+            )
         if statement.transactional:
             pending.append(statement)
             continue

@@ -97,6 +97,27 @@ def is_concurrent_index_build(stmt: Statement | str) -> tuple[str, str] | None:
     return (node.relation.schemaname or DEFAULT_SCHEMA, node.idxname)
 
 
+# Statements that end (or start) the transaction a plan runs in. Savepoints stay inside it.
+_TRANSACTION_BOUNDARIES = {
+    enums.TransactionStmtKind.TRANS_STMT_BEGIN: "BEGIN",
+    enums.TransactionStmtKind.TRANS_STMT_START: "START TRANSACTION",
+    enums.TransactionStmtKind.TRANS_STMT_COMMIT: "COMMIT",
+    enums.TransactionStmtKind.TRANS_STMT_ROLLBACK: "ROLLBACK",
+    enums.TransactionStmtKind.TRANS_STMT_PREPARE: "PREPARE TRANSACTION",
+    enums.TransactionStmtKind.TRANS_STMT_COMMIT_PREPARED: "COMMIT PREPARED",
+    enums.TransactionStmtKind.TRANS_STMT_ROLLBACK_PREPARED: "ROLLBACK PREPARED",
+}
+
+
+def transaction_boundary(stmt: Statement | str) -> str | None:
+    """The command's name if the statement begins or ends a transaction (BEGIN, COMMIT,
+    ROLLBACK, END, PREPARE TRANSACTION, …), else None; SAVEPOINT and RELEASE are not."""
+    node = _single_node(stmt)
+    if isinstance(node, ast.TransactionStmt):
+        return _TRANSACTION_BOUNDARIES.get(node.kind)
+    return None
+
+
 def referenced_relations(stmt: Statement | str) -> list[str]:
     """Quoted, schema-qualified (public if unqualified) names of the relations a statement
     mentions, as to_regclass() accepts them, sorted, each once."""

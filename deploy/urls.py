@@ -40,13 +40,22 @@ def parse_url(raw: object) -> str:
             f"The database URL {mask(text)!r} uses the scheme {scheme!r}; only PostgreSQL URLs "
             "are supported (postgresql://USER:PASSWORD@HOST:PORT/DBNAME)."
         )
+    if _needs_encoding(rest):
+        # Not even a masked copy: where the password ends is exactly what is unclear here.
+        raise DeployError(
+            "The database URL has a user name or password with characters that must be "
+            "percent-encoded (@ as %40, / as %2F, ? as %3F, # as %23, a space as %20). "
+            "Encode them, e.g. python3 -c 'import sys, urllib.parse; "
+            "print(urllib.parse.quote(sys.argv[1], safe=\"\"))' 'the password', or copy the URL "
+            "again from the database's settings (Railway's are already encoded)."
+        )
     uri = "postgresql://" + rest
     try:
         params = parse_dsn(uri)
-    except psycopg2.ProgrammingError as exc:
-        reason = mask(str(exc).strip().splitlines()[0])
+    except psycopg2.ProgrammingError:
+        # libpq's reason may quote a piece of the URL, password included: leave it out.
         raise DeployError(
-            f"The database URL {mask(text)!r} is not valid ({reason}). Use the form "
+            f"The database URL {mask(text)!r} is not a valid PostgreSQL URL. Use the form "
             "postgresql://USER:PASSWORD@HOST:PORT/DBNAME; percent-encode special characters "
             "in the password."
         ) from None
@@ -64,6 +73,23 @@ def parse_url(raw: object) -> str:
     return uri
 
 
+def _needs_encoding(rest: str) -> bool:
+    """True when the part after :// has an unencoded @, /, ? or whitespace in its user info.
+
+    libpq would split such a URL elsewhere than the user meant, and then print a piece of
+    the password as a host name in its error messages.
+    """
+    if any(ch.isspace() for ch in rest):
+        return True
+    before_query = rest.split("?", 1)[0]
+    if before_query.count("@") > 1:
+        return True
+    if "@" in before_query and "/" in before_query.split("@", 1)[0]:
+        return True
+    authority = rest.split("/", 1)[0]
+    return "?" in authority.split("@", 1)[0] and "@" in rest.split("?", 1)[1]
+
+
 def psycopg2_dsn(url: object) -> dict[str, object]:
     """Keyword arguments for psycopg2.connect (extra keywords may be added by the caller)."""
     return {"dsn": parse_url(url)}
@@ -79,7 +105,9 @@ def database_name(url: object) -> str:
     return str(parse_dsn(parse_url(url)).get("dbname", ""))
 
 
-_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)")
+# Greedy to the last @ of the URL: a password may itself contain @ (which parse_url refuses,
+# but a message may still quote what the user typed).
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)\S*@")
 _PASSWORD_OPTION = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 
 
@@ -87,7 +115,7 @@ def mask(text: object) -> str:
     """`text` with the password of every URL (and every password=… option) replaced by ***."""
     if hasattr(text, "render_as_string"):
         return text.render_as_string(hide_password=True)  # type: ignore[attr-defined]
-    masked = _PASSWORD_IN_URL.sub(r"\1***\3", str(text))
+    masked = _PASSWORD_IN_URL.sub(r"\1***@", str(text))
     return _PASSWORD_OPTION.sub(r"\1***", masked)
 
 

@@ -335,3 +335,33 @@ def test_hand_made_drift_is_refused_and_nothing_changes(pg: Databases, project: 
 
     status = run_invoke(project, "status", "--target", url)
     assert status.returncode == 4 and "DRIFT" in status.stdout and "hotfix" in status.stdout
+
+
+# --- a plan that would end its own transaction ------------------------------------------------
+
+
+def test_a_plan_with_commit_is_refused_before_anything_runs(pg: Databases, project: Path) -> None:
+    url = pg.new("commit")
+    apply_plans(load_config(project), target=url)
+    before = live_fingerprint(project, url)
+    # Without the refusal: `a` commits with the COMMIT, the failing statement after it "rolls
+    # back" nothing, and the error would claim that nothing of the plan was kept.
+    plan = add_plan(
+        project, pg, "ALTER TABLE public.decks ADD COLUMN a int", "with commit",
+        body="ALTER TABLE public.decks ADD COLUMN a int;\nCOMMIT;\n"
+             "ALTER TABLE public.decks ADD COLUMN a int;\n",
+    )
+    commit_line = plan.read_text().splitlines().index("COMMIT;") + 1
+
+    done = run_invoke(project, "apply", "--target", url)
+    assert done.returncode == 1
+    assert f"{plan.name}:{commit_line}: a plan must not contain COMMIT" in done.stderr
+    assert live_fingerprint(project, url) == before
+    assert pg.query(url, "SELECT 1 FROM information_schema.columns "
+                         "WHERE table_name = 'decks' AND column_name = 'a'") == []
+    assert [r["plan"] for r in history(pg, url)] == [FIRST]
+
+    checked = run_invoke(project, "check", "--scratch", "local", "--format", "json")
+    assert checked.returncode == 1
+    assert f'"line": {commit_line}' in checked.stdout
+    assert "a plan must not contain COMMIT" in checked.stdout

@@ -10,6 +10,7 @@ from deploy.statements import (
     is_concurrent_index_build,
     referenced_relations,
     split,
+    transaction_boundary,
 )
 
 PLAN = """\
@@ -220,3 +221,24 @@ def test_statement_is_frozen() -> None:
     statement = Statement("select 1", 1, True)
     with pytest.raises(AttributeError):
         statement.sql = "select 2"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("begin", "BEGIN"),
+        ("start transaction isolation level serializable", "START TRANSACTION"),
+        ("commit", "COMMIT"),
+        ("end", "COMMIT"),
+        ("rollback", "ROLLBACK"),
+        ("prepare transaction 'x'", "PREPARE TRANSACTION"),
+        ("commit prepared 'x'", "COMMIT PREPARED"),
+        ("savepoint s", None),  # stays inside the plan's transaction
+        ("rollback to savepoint s", None),
+        ("release savepoint s", None),
+        ("alter table t add column c int", None),
+    ],
+)
+def test_transaction_boundary(sql: str, expected: str | None) -> None:
+    [statement] = split(sql)
+    assert transaction_boundary(statement) == expected
