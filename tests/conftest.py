@@ -128,7 +128,7 @@ class PasswordServer:
 
 @pytest.fixture(scope="session")
 def password_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordServer]:
-    """A second real cluster with password authentication over TCP (port 55480)."""
+    """A second real cluster with password authentication over TCP (a free port)."""
     import pwd
     import tempfile
 
@@ -142,7 +142,13 @@ def password_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordSe
         user = pwd.getpwnam("postgres")
         os.chown(root, user.pw_uid, user.pw_gid)
         prefix = ["runuser", "-u", "postgres", "--"]
-    server = PasswordServer(55480)
+    import socket
+
+    # A free port, not a fixed one: several checkouts may run their suites side by side.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = PasswordServer(port)
     pwfile = root / "pw"
     pwfile.write_text(server.password + "\n")
     if prefix:
