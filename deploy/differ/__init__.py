@@ -1,0 +1,68 @@
+"""The differ: SQL that takes one database's schema to another's.
+
+migra does the heavy lifting (deploy/differ/migra_adapter.py) behind this small package, so
+the engine could swap it. What migra gets wrong or leaves out but the fingerprint covers is
+fixed by *repairs* (deploy/differ/repairs/, one module per object kind or problem, each
+a named unit with its own tests): "how is X diffed" is answered in one file. Whatever still
+differs after that, and has no SQL, is returned as `unexpressed`, so `diff(A, B)` is empty
+exactly when the fingerprints are equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection
+
+from deploy.differ.context import DiffContext
+from deploy.differ.migra_adapter import migra_statements
+from deploy.differ.repairs import REPAIRS
+from deploy.fingerprint import (
+    NOTHING_EXCLUDED,
+    Difference,
+    Exclusions,
+    compare,
+    describe,
+)
+
+
+@dataclass(frozen=True)
+class Diff:
+    """The statements that take `from` to `target`, and differences they cannot express."""
+
+    statements: list[str] = field(default_factory=list)
+    unexpressed: list[Difference] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """True when the two schemas are the same (no statements, nothing unexpressed)."""
+        return not self.statements and not self.unexpressed
+
+    @property
+    def sql(self) -> str:
+        """The statements as one script, a blank line between statements."""
+        return "".join(s + "\n\n" for s in self.statements).rstrip("\n") + (
+            "\n" if self.statements else ""
+        )
+
+
+def diff(
+    source: Connection, target: Connection, exclusions: Exclusions = NOTHING_EXCLUDED
+) -> Diff:
+    """Return what takes the schema behind `source` to the one behind `target`.
+
+    Both are SQLAlchemy connections (psycopg2); neither is modified. migra's statements go
+    through every repair in `REPAIRS`, in order.
+    """
+    statements = migra_statements(source, target, exclusions)
+    ctx = DiffContext(
+        source=source,
+        target=target,
+        exclusions=exclusions,
+        before=describe(source, exclusions),
+        after=describe(target, exclusions),
+    )
+    for repair in REPAIRS:
+        statements = repair.apply(ctx, statements)
+    unexpressed = compare(ctx.before, ctx.after) if not statements else []
+    return Diff(statements, unexpressed)

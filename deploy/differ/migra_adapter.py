@@ -1,0 +1,68 @@
+"""migra behind a small adapter: its statements, drops included, exclusions removed."""
+
+from __future__ import annotations
+
+import warnings
+
+from sqlalchemy import Connection
+
+from deploy.fingerprint import Exclusions
+
+
+def migra_statements(source: Connection, target: Connection, exclusions: Exclusions) -> list[str]:
+    """migra's statements (drops included; safety lives in hazards), exclusions removed."""
+    with warnings.catch_warnings():
+        # schemainspect imports pkg_resources, which warns on every import.
+        warnings.simplefilter("ignore")
+        from migra import Migration
+
+    exclude_schema = exclusions.schemas[0] if exclusions.schemas else None
+    migration = Migration(
+        source, target, exclude_schema=exclude_schema, ignore_extension_versions=True
+    )
+    for inspector in (migration.changes.i_from, migration.changes.i_target):
+        _drop_excluded(inspector, exclusions)
+    migration.set_safety(False)
+    migration.add_all_changes(privileges=False)
+    result = []
+    for statement in migration.statements:
+        text = statement.strip()
+        if text:
+            result.append(text if text.endswith(";") else text + ";")
+    end_read_transactions(source, target)
+    return result
+
+
+def _drop_excluded(inspector: object, exclusions: Exclusions) -> None:
+    """Forget excluded tables (and their indexes, constraints, triggers) inside an inspector."""
+    extra_schemas = set(exclusions.schemas[1:])
+    if not exclusions.tables and not extra_schemas:
+        return
+    for attribute in (
+        "tables", "views", "materialized_views", "relations", "selectables", "indexes",
+        "constraints", "sequences", "triggers", "rlspolicies", "functions", "enums",
+        "domains", "types", "composite_types", "collations",
+    ):
+        objects = getattr(inspector, attribute, None)
+        if not isinstance(objects, dict):
+            continue
+        for key in list(objects):
+            obj = objects[key]
+            schema = getattr(obj, "schema", None)
+            table = getattr(obj, "table_name", None) or getattr(obj, "name", None)
+            if schema in extra_schemas or (
+                attribute in ("tables", "relations", "selectables", "indexes", "constraints",
+                              "triggers", "rlspolicies", "sequences")
+                and schema is not None and table is not None
+                and exclusions.skips_table(schema, table)
+            ):
+                del objects[key]
+
+
+def end_read_transactions(*connections: Connection) -> None:
+    """End the read transactions SQLAlchemy opened on these connections."""
+    for conn in connections:
+        if conn.in_transaction():
+            conn.rollback()
+
+
