@@ -74,6 +74,7 @@ def migra_statements(source: Connection, target: Connection, exclusions: Exclusi
     )
     for inspector in (migration.changes.i_from, migration.changes.i_target):
         _drop_excluded(inspector, exclusions)
+        _quote_enum_labels(inspector)
     migration.set_safety(False)
     migration.add_all_changes(privileges=False)
     result = []
@@ -109,6 +110,14 @@ def _drop_excluded(inspector: object, exclusions: Exclusions) -> None:
                 and exclusions.skips_table(schema, table)
             ):
                 del objects[key]
+
+
+def _quote_enum_labels(inspector: object) -> None:
+    """Double the single quotes in enum labels: schemainspect pastes labels between quotes
+    as they are (CREATE TYPE … AS ENUM, ADD VALUE), so a label like it's broke the SQL.
+    Both sides get the same escaping, so comparing labels is unaffected."""
+    for enum in (getattr(inspector, "enums", None) or {}).values():
+        enum.elements = [label.replace("'", "''") for label in enum.elements]
 
 
 def _end_read_transactions(*connections: Connection) -> None:
