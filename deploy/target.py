@@ -71,8 +71,10 @@ def connect(
         try:
             return _attempt(kwargs, where, attempt, progress)
         except psycopg2.OperationalError as exc:
-            # libpq's messages span lines with a tab-indented hint: make them one clean line.
-            message = urls.mask(" ".join(str(exc).split()))
+            # libpq's messages span lines with a tab-indented hint: one line of sentences.
+            lines = [" ".join(line.split()) for line in str(exc).splitlines() if line.strip()]
+            message = urls.mask(" ".join(_sentence(x) for x in lines[:-1]) + " " + lines[-1]
+                                if lines else type(exc).__name__).strip()
             permanent = any(p in message for p in _PERMANENT)
             if permanent or time.monotonic() + delay > deadline:
                 raise DeployError(
@@ -80,7 +82,7 @@ def connect(
                 ) from None
             if progress:
                 progress(
-                    f"cannot reach {where} yet ({textwrap.shorten(message, 90, placeholder=' …')}"
+                    f"cannot reach {where} yet ({_first_line(lines, 100)}"
                     f"); retrying in {delay:.1f}s"
                 )
             time.sleep(delay)
@@ -111,6 +113,11 @@ def _attempt(
     finally:
         if timer:
             timer.cancel()
+
+
+def _first_line(lines: list[str], width: int) -> str:
+    """libpq's error without its hint, shortened at a word boundary, password masked."""
+    return textwrap.shorten(urls.mask(lines[0] if lines else "no answer"), width, placeholder=" …")
 
 
 def _sentence(text: str) -> str:
