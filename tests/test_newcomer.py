@@ -327,6 +327,12 @@ def test_permission_denied_on_the_history_schema_says_which_grant(project, pg):
     assert "GRANT USAGE, CREATE ON SCHEMA schema_deploy TO newbie" in done.stderr
     status = run_invoke(project, "status", "--target", newbie)
     assert "GRANT USAGE" in status.stderr, status.stderr
+    # A fresh database: the history schema cannot even be created.
+    fresh = pg.new("grants_fresh")
+    first = run_invoke(project, "apply", "--target",
+                       fresh.replace("postgresql://postgres@", "postgresql://newbie@", 1))
+    assert first.returncode == 1
+    assert "CREATE on the database" in first.stderr, first.stderr
     pg.execute(url, "DROP OWNED BY newbie; DROP ROLE newbie")
 
 
