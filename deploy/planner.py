@@ -289,11 +289,13 @@ def rename_notices(body: str, base_url: URL, desired_url: URL) -> list[str]:
     for table in sorted(set(drops) & set(adds)):
         old_types = _column_types(base_url, table, drops[table])
         new_types = _column_types(desired_url, table, adds[table])
+        unmatched = list(adds[table])
         for old in drops[table]:
-            same = [new for new in adds[table] if new_types.get(new) == old_types.get(old)]
+            same = [new for new in unmatched if new_types.get(new) == old_types.get(old)]
             if not same or old not in old_types:
                 continue
             new = same[0]
+            unmatched.remove(new)  # each added column is suggested for one rename only
             name = f"{_ident(table[0])}.{_ident(table[1])}"
             notes.append(
                 f"{name}: column {_ident(old)} is dropped and {_ident(new)} "
