@@ -156,6 +156,10 @@ def test_a_bad_postgres_setting_is_the_tools_error_before_any_apt_get(tmp_path):
 
 def test_scripts_dev_test_installs_nothing_system_wide_but_postgres(tmp_path):
     root, calls, env = _fake_checkout(tmp_path, "15")
+    from deploy.scratch import find_local_binaries
+
+    # PostgreSQL itself may be installed system-wide (said so); here it is already present.
+    env["DEPLOY_PG_BINDIR"] = str(find_local_binaries(15))
     done = subprocess.run(["bash", "scripts/dev", "test", "--version"], cwd=root, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
