@@ -1,4 +1,4 @@
-"""Command line: `invoke plan | apply | status | check | serve`.
+"""Command line: `invoke plan | apply | status | check | serve | sandbox`.
 
 Thin by design: parse flags, call `deploy`, print, map the result to an exit code
 (0 ok, 1 error, 2 changes pending, 3 unapproved hazard, 4 drift).
@@ -34,8 +34,9 @@ def _run(command: str, fmt: str, work: Callable[[Config, Output], int]) -> None:
         raise
     except Exception as exc:  # a bug: still say what happened, and never print a password
         out.error(command, DeployError(
-            f"Unexpected {type(exc).__name__}: {exc}. This is a bug in the deploy tool; "
-            "nothing more was done. Please report it with the traceback below.",
+            f"Unexpected {type(exc).__name__}: {exc}. This is a bug in the deploy tool: please "
+            "report it with the traceback below. `plan` writes its files all at once or not at "
+            "all; run `git status` to see what changed.",
             details=traceback.format_exc(),
         ))
         raise Exit(code=ERROR) from None
@@ -124,7 +125,10 @@ def status(c, target="", wait=10, format="text"):  # noqa: A002
         from deploy.status import read_status
         from deploy.views import show_status
 
-        return show_status(out, read_status(config, target=target or None, wait=float(wait)))
+        result = read_status(
+            config, target=target or None, wait=float(wait), progress=out.progress
+        )
+        return show_status(out, result)
 
     _run("status", format, work)
 
@@ -162,3 +166,16 @@ def serve(c, port=0):
         return 0
 
     _run("serve", "text", work)
+
+
+@task(help={"scratch": "auto (default), local or docker: where the throwaway server runs"})
+def sandbox(c, scratch=""):
+    """Start a throwaway local database for trying apply, status and serve; Ctrl-C deletes it."""
+
+    def work(config: Config, out: Output) -> int:
+        from deploy.sandbox import run_sandbox
+
+        run_sandbox(config, out.out, scratch=scratch or None, progress=out.progress)
+        return 0
+
+    _run("sandbox", "text", work)

@@ -170,6 +170,12 @@ def apply_plans(
             _take_lock(conn, lock_wait, progress)
         return run.apply(conn, dry_run)
     except psycopg2.Error as exc:
+        hint = target_db.privilege_hint(exc, url, config.history_schema)
+        if hint:
+            raise DeployError(
+                f"{where} refused the apply: {urls.mask(str(exc).strip())}.{hint} Then run "
+                "apply again (a plan that was running was rolled back)."
+            ) from None
         raise DeployError(
             f"The database connection to {where} failed during apply: "
             f"{urls.mask(str(exc).strip()) or type(exc).__name__}. A plan that was running was "

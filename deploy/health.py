@@ -67,7 +67,9 @@ class StatusCache:
         buffer = io.StringIO()
         out = Output("json", out=buffer, err=io.StringIO())
         try:
-            show_status(out, read_status(self.config, target=self.target, wait=self.wait))
+            # serve has no --wait flag: the advice must not suggest one.
+            show_status(out, read_status(self.config, target=self.target, wait=self.wait,
+                                         wait_option=None))
         except DeployError as exc:
             out.error("status", exc)
         except psycopg2.Error as exc:  # e.g. the server went away in the middle of a read
@@ -187,6 +189,13 @@ def make_server(
 
 def serve(config: Config, port: int | None = None, *, target: str | None = None) -> None:
     """Serve /healthz and /status on `port` (else $PORT, else 8080) until interrupted."""
+    if not (target or os.environ.get("DATABASE_URL")):
+        # Serving anyway would answer 503 forever, with advice about flags serve lacks.
+        raise DeployError(
+            "invoke serve needs the database whose schema it reports: set DATABASE_URL "
+            "(Railway sets it for the service; to try it locally, `invoke sandbox` prints one) "
+            "and start it again."
+        )
     try:
         server = make_server(config, port, target=target)
     except OSError as exc:
@@ -214,7 +223,4 @@ def _port_from_env() -> int:
 
 
 def _describe_target(target: str | None) -> str:
-    raw = target or os.environ.get("DATABASE_URL")
-    if not raw:
-        return "(no DATABASE_URL set: /healthz will answer 503)"
-    return urls.describe(raw)
+    return urls.describe(target or os.environ.get("DATABASE_URL"))

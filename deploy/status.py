@@ -7,6 +7,7 @@ the graph (drift). Like apply, it needs only the database and the plan files.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg2
@@ -35,11 +36,21 @@ class StatusResult:
     differences: list[str] = field(default_factory=list)
 
 
-def read_status(config: Config, *, target: str | None = None, wait: float = 10.0) -> StatusResult:
-    """Fingerprint the live database (read-only) and place it on the plan graph."""
+def read_status(
+    config: Config,
+    *,
+    target: str | None = None,
+    wait: float = 10.0,
+    progress: Callable[[str], None] | None = None,
+    wait_option: str | None = "--wait",
+) -> StatusResult:
+    """Fingerprint the live database (read-only) and place it on the plan graph; connection
+    retries are reported on `progress`."""
     graph = load_chain(config.plans_dir, required=True)
     url = target_db.resolve_target(target)
-    conn = target_db.connect(url, wait=wait, read_only=True)
+    conn = target_db.connect(
+        url, wait=wait, read_only=True, progress=progress, wait_option=wait_option
+    )
     try:
         conn.autocommit = True
         live = describe(conn, config.exclusions)
@@ -52,6 +63,7 @@ def read_status(config: Config, *, target: str | None = None, wait: float = 10.0
     except psycopg2.Error as exc:
         raise DeployError(
             f"Reading the schema of {urls.describe(url)} failed: {urls.mask(str(exc).strip())}."
+            + target_db.privilege_hint(exc, url, config.history_schema)
         ) from None
     finally:
         conn.close()
