@@ -224,17 +224,43 @@ def record_adoption(
     return note
 
 
-def close_stale(conn: Connection, schema: str, keep_id: int | None) -> None:
-    """Mark every 'running' row but `keep_id` as 'interrupted'.
+def reconcile(conn: Connection, schema: str, live_fp: str, keep_id: int | None) -> list[str]:
+    """Settle every 'running' row but `keep_id` (rows of dead runs); return what was decided.
 
-    Only safe under the deploy lock: then no other run is alive to own those rows.
+    A row whose `to` is the live schema finished and only missed its bookkeeping: it
+    becomes 'applied'. Any other becomes 'interrupted'. Only safe under the deploy lock:
+    then no other run is alive to own those rows.
     """
+    if not exists(conn, schema):
+        return []
+    conn.autocommit = True
+    table = pgsql.Identifier(schema)
+    with conn.cursor() as cur:
+        cur.execute(
+            pgsql.SQL(
+                "UPDATE {}.history SET status = CASE WHEN to_fingerprint = %(live)s "
+                "THEN 'applied' ELSE 'interrupted' END, note = concat_ws('; ', note, CASE "
+                "WHEN to_fingerprint = %(live)s THEN 'finished, but the run died before "
+                "recording it; confirmed by a later run from the live schema' ELSE 'the run "
+                "died before finishing it; found by a later run' END) "
+                "WHERE status = 'running' AND id <> %(keep)s RETURNING plan, status"
+            ).format(table),
+            {"live": live_fp, "keep": keep_id if keep_id is not None else -1},
+        )
+        rows = cur.fetchall()
+    return [f"history: {plan} was left 'running' by a run that died; recorded as '{status}'"
+            for plan, status in rows]
+
+
+def mark_lost(conn: Connection, schema: str, history_id: int, error: str) -> None:
+    """Mark row `history_id` failed with `error`, unless it was settled meanwhile."""
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(
-            pgsql.SQL("UPDATE {}.history SET status = 'interrupted' "
-                      "WHERE status = 'running' AND id <> %s").format(pgsql.Identifier(schema)),
-            (keep_id if keep_id is not None else -1,),
+            pgsql.SQL("UPDATE {}.history SET status = 'failed', error = %s, duration_ms = "
+                      "(extract(epoch FROM clock_timestamp() - started_at) * 1000)::int "
+                      "WHERE id = %s AND status = 'running'").format(pgsql.Identifier(schema)),
+            (error, history_id),
         )
 
 
