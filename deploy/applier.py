@@ -266,7 +266,10 @@ class _Run:
         start_step = 0
         if resume is not None:
             history_id, start_step = resume.history_id, resume.steps_done
-            history.update_row(conn, self.schema, history_id, status="running", error=None)
+            history.update_row(
+                conn, self.schema, history_id, status="running", error=None,
+                note=f"resumed at step {start_step + 1} after an interrupted run",
+            )
         elif single:
             # Committed before the plan's transaction opens: if the process or its connection
             # dies, this row still says the plan was tried (a later run reconciles it).

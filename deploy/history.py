@@ -159,11 +159,11 @@ def insert_row(
 def update_row(
     cur_or_conn: object, schema: str, history_id: int | None, *, status: str | None = None,
     steps_done: int | None = None, resume_fp: str | None = None, error: object = ...,
-    finished: bool = False,
+    finished: bool = False, note: str | None = None,
 ) -> None:
     """Set the given columns of row `history_id` (no-op when None); `finished` sets duration_ms.
 
-    `error=None` clears the error; leaving it out keeps it.
+    `error=None` clears the error; leaving it out keeps it. `note` is appended to the note.
     """
     if history_id is None:
         return
@@ -177,6 +177,9 @@ def update_row(
     if error is not ...:
         sets.append(pgsql.SQL("error = %s"))
         params.append(error)
+    if note is not None:
+        sets.append(pgsql.SQL("note = concat_ws('; ', note, %s)"))
+        params.append(note)
     if finished:
         sets.append(pgsql.SQL(
             "duration_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::int"))
