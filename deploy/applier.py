@@ -122,6 +122,7 @@ def apply_plans(
         config=config,
         graph=graph,
         exclusions=config.exclusions,
+        url=url,
         where=where,
         retries=max(1, int(retries)),
         progress=progress,
@@ -170,6 +171,7 @@ class _Run:
     config: Config
     graph: PlanGraph
     exclusions: Exclusions
+    url: str
     where: str
     retries: int
     progress: Progress
@@ -305,8 +307,9 @@ class _Run:
             try:
                 self._run_step(conn, plan, steps, index, before_commit)
             except DeployError as exc:
-                history.record_failure(conn, self.schema, plan, history_id, started,
-                                       exc.message, self.who)
+                if not history.record_failure(conn, self.schema, plan, history_id, started,
+                                              exc.message, self.who) and history_id is not None:
+                    _record_lost(self.url, self.schema, history_id, exc.message)
                 raise
         return after["to"]
 

@@ -191,8 +191,10 @@ def update_row(
 def record_failure(
     conn: Connection, schema: str, plan: Plan, history_id: int | None, started: float,
     error: str, by: Who,
-) -> None:
-    """Best effort: mark the attempt failed (a new row when it had none); never raises."""
+) -> bool:
+    """Best effort: mark the attempt failed (a new row when it had none); never raises.
+
+    False when it could not be written (e.g. the connection is gone)."""
     # The failure being reported matters more than its bookkeeping: a dead connection here
     # must not replace the real error.
     try:
@@ -203,7 +205,8 @@ def record_failure(
             update_row(conn, schema, history_id, status="failed", error=error[:2000],
                        finished=True)
     except psycopg2.Error:
-        pass
+        return False
+    return True
 
 
 def record_adoption(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -27,6 +29,7 @@ from deploy import urls
 from deploy.applier import apply_plans
 from deploy.checker import run_check
 from deploy.config import load_config
+from deploy.health import make_server
 from deploy.plans import load_chain
 
 # --- a chain that returns to an earlier state is not a fork --------------------------------
@@ -123,24 +126,28 @@ def _kill_points() -> list[tuple[str, int]]:
         ("step", n) for n in range(1, len(_MIXED))]
 
 
+def kill_apply_at(project: Path, url: str, mode: str, point: int) -> None:
+    """Run apply on `url` in its own process and SIGKILL it at (`mode`, `point`), see _KILLER."""
+    killer = project / "killer.py"
+    killer.write_text(_KILLER)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("DATABASE_URL", None)
+    proc = subprocess.run([sys.executable, str(killer), mode, str(point), url], cwd=project,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, (mode, point, proc.stderr)
+
+
 def test_a_kill_at_every_step_boundary_resumes_to_exactly_to(
-    pg: Databases, project: Path, tmp_path: Path
+    pg: Databases, project: Path
 ) -> None:
     base = "kill_base"
     base_url = _database(pg, base)
     apply_plans(load_config(project), target=base_url)
     sql = ";\n".join(statement for statement, _ in _MIXED) + ";"
     plan = add_plan(project, pg, sql, "mixed steps")
-    killer = tmp_path / "killer.py"
-    killer.write_text(_KILLER)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("DATABASE_URL", None)
-
     for number, (mode, point) in enumerate(_kill_points()):
         url = _database(pg, f"kill_{number}", template=base)
-        proc = subprocess.run([sys.executable, str(killer), mode, str(point), url], cwd=project,
-                              env=env, capture_output=True, text=True, timeout=120)
-        assert proc.returncode == -signal.SIGKILL, (mode, point, proc.stderr)
+        kill_apply_at(project, url, mode, point)
         again = run_invoke(project, "apply", "--target", url)
         label = f"killed after {mode} {point}"
         assert again.returncode == 0, (label, again.stdout, again.stderr)
@@ -155,3 +162,190 @@ def test_a_kill_at_every_step_boundary_resumes_to_exactly_to(
             assert rows[-1]["steps_done"] == len(_MIXED), (label, rows)
         status = run_invoke(project, "status", "--target", url)
         assert status.returncode == 0, (label, status.stdout)
+
+
+# --- reads that never hang --------------------------------------------------------------------
+
+
+@pytest.fixture
+def locked(pg: Databases, project: Path) -> Iterator[tuple[str, int]]:
+    """A database at head whose `decks` table another session holds ACCESS EXCLUSIVE."""
+    url = pg.new("locked_read")
+    apply_plans(load_config(project), target=url)
+    blocker = psycopg2.connect(**urls.psycopg2_dsn(url), application_name="long-migration")
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("LOCK TABLE public.decks IN ACCESS EXCLUSIVE MODE")
+        yield url, blocker.get_backend_pid()
+    finally:
+        blocker.rollback()
+        blocker.close()
+
+
+def test_status_answers_promptly_and_names_the_lock_holder(
+    locked: tuple[str, int], project: Path
+) -> None:
+    url, pid = locked
+    started = time.monotonic()
+    done = run_invoke(project, "status", "--target", url, timeout=60)
+    assert time.monotonic() - started < 20  # it used to wait for the whole lock
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "blocked by a lock" in done.stderr and f"pid {pid}" in done.stderr
+    assert "long-migration" in done.stderr and "public.decks" in done.stderr
+
+
+def test_healthz_answers_promptly_while_a_table_is_locked(
+    locked: tuple[str, int], project: Path
+) -> None:
+    url, pid = locked
+    with socket.socket() as sock:  # a free port for this test's server
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = make_server(load_config(project), port, target=url, host="127.0.0.1", ttl=0.1,
+                         quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30)
+        assert time.monotonic() - started < 15
+        assert caught.value.code == 503
+        body = caught.value.read().decode()
+        assert "blocked by a lock" in body and f"pid {pid}" in body
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_apply_at_head_names_the_blocker_instead_of_a_failed_connection(
+    locked: tuple[str, int], project: Path
+) -> None:
+    url, pid = locked
+    done = run_invoke(project, "apply", "--lock-timeout", "300ms", "--target", url, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "connection" not in done.stderr.lower()
+    assert "blocked by a lock" in done.stderr and f"pid {pid}" in done.stderr
+
+
+def test_check_target_and_status_say_part_way_not_drift(pg: Databases, project: Path) -> None:
+    url = pg.new("part_way")
+    apply_plans(load_config(project), target=url)
+    sql = ";\n".join(statement for statement, _ in _MIXED) + ";"
+    plan = add_plan(project, pg, sql, "mixed steps")
+    kill_apply_at(project, url, "step", 2)
+
+    result = run_check(load_config(project), scratch="local", target=url)
+    assert result.target is not None
+    assert result.target.state == "pending", result.findings  # it was "drift"
+    assert result.target.pending == [plan.name]
+    assert "target-drift" not in [f.kind for f in result.findings]
+    status = run_invoke(project, "status", "--format", "json", "--target", url)
+    document = json.loads(status.stdout)
+    assert status.returncode == 2 and "part-way through" in document["matches"]
+    assert document["pending"] == [plan.name]
+
+
+# --- history that never lies ------------------------------------------------------------------
+
+
+def test_a_transactional_plan_whose_connection_is_killed_leaves_a_row(
+    pg: Databases, project: Path
+) -> None:
+    url = pg.new("terminated")
+    apply_plans(load_config(project), target=url)
+    alter = "ALTER TABLE public.decks ADD COLUMN note text"
+    plan = add_plan(project, pg, alter, "slow note", body=f"{alter};\nSELECT pg_sleep(30);")
+    proc = start_invoke(project, "apply", "--target", url)
+    try:
+        sleeping = apply_backends(url) + " AND position('pg_sleep' in query) > 0"
+        (backend,) = wait_for(pg, url, sleeping, proc=proc)[0]
+        pg.query(url, "SELECT pg_terminate_backend(%s)", (backend,))
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, out + err
+    rows = history(pg, url)
+    assert [(r["plan"], r["status"]) for r in rows] == [(FIRST, "applied"), (plan.name, "failed")]
+    assert "connection lost" in rows[-1]["error"]  # it used to leave no row at all
+
+    again = run_invoke(project, "apply", "--target", url)
+    assert again.returncode == 0, again.stderr
+    assert [r["status"] for r in history(pg, url)] == ["applied", "failed", "applied"]
+
+
+# --- statements that cannot be resumed are refused when the plan is read ---------------------
+
+
+def test_an_unnamed_concurrent_index_is_refused_by_apply_and_check(
+    pg: Databases, project: Path
+) -> None:
+    url = pg.new("unnamed")
+    apply_plans(load_config(project), target=url)
+    before = live_fingerprint(project, url)
+    # add_plan itself refuses the unnamed form: build `to` with the name the server picks.
+    plan = add_plan(project, pg, "CREATE INDEX decks_title_idx ON public.decks (title)",
+                    "unnamed index", body="CREATE INDEX CONCURRENTLY ON public.decks (title);")
+    done = run_invoke(project, "apply", "--target", url)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{plan.name}:" in done.stderr and "Name the index" in done.stderr
+    assert live_fingerprint(project, url) == before
+
+    result = run_check(load_config(project), scratch="local")
+    assert any(f.kind == "replay" and "Name the index" in f.message for f in result.findings)
+
+
+def test_a_killed_reindex_concurrently_is_cleaned_up_and_resumed(
+    pg: Databases, project: Path
+) -> None:
+    url = pg.new("reindex")
+    apply_plans(load_config(project), target=url)
+    plan = add_plan(project, pg, "ALTER TABLE public.decks ADD COLUMN note text;\n"
+                    "REINDEX INDEX CONCURRENTLY public.ix_decks_owner_id_created_at",
+                    "note and reindex")
+    # An open snapshot makes REINDEX CONCURRENTLY wait after it created its _ccnew copy.
+    reader = psycopg2.connect(**urls.psycopg2_dsn(url))
+    try:
+        reader.set_session(isolation_level="REPEATABLE READ")
+        with reader.cursor() as cur:
+            cur.execute("SELECT count(*) FROM public.users")
+        proc = start_invoke(project, "apply", "--lock-timeout", "60s", "--target", url)
+        try:
+            wait_for(pg, url, apply_backends(url) + " AND starts_with(query, 'REINDEX') "
+                     "AND wait_event_type = 'Lock'", proc=proc)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        finally:
+            proc.kill()
+            proc.communicate()
+        wait_for(pg, url, "SELECT 1 WHERE NOT EXISTS (" + apply_backends(url) + ")")
+    finally:
+        reader.close()
+    leftovers = "SELECT relname FROM pg_class WHERE relname LIKE '%%\\_ccnew%%'"
+    assert pg.query(url, leftovers) == [("ix_decks_owner_id_created_at_ccnew",)]
+
+    again = run_invoke(project, "apply", "--target", url)
+    assert again.returncode == 0, again.stdout + again.stderr  # it blamed a hand-edited file
+    assert "resumed at step 2" in again.stdout
+    assert live_fingerprint(project, url) == head(project)
+    assert pg.query(url, leftovers) == []
+    assert history(pg, url)[-1]["plan"] == plan.name
+
+
+# --- drift: one message, summarised by object ------------------------------------------------
+
+
+def test_drift_names_a_whole_missing_table_once(pg: Databases, project: Path) -> None:
+    url = pg.new("drift_table")
+    apply_plans(load_config(project), target=url)
+    pg.execute(url, "DROP TABLE public.deck_subscriptions")
+    done = run_invoke(project, "apply", "--target", url)
+    assert done.returncode == 4, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "deck_subscriptions" in line]
+    assert len(lines) == 1, lines  # not one line per column, index and constraint
+    assert "whole object missing" in lines[0] and "columns" in lines[0]
+    status = run_invoke(project, "status", "--target", url)
+    assert status.returncode == 4
+    assert sum("deck_subscriptions" in line for line in status.stdout.splitlines()) == 1
+    assert "matches no state of the plans" in status.stdout
+    assert "matches no state of the plans" in done.stderr
