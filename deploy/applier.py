@@ -44,8 +44,7 @@ from deploy.statements import (
 Progress = Callable[[str], None]
 Connection = psycopg2.extensions.connection
 
-# One advisory lock key for every apply against a database: "schdeplo" as a bigint.
-LOCK_KEY = int.from_bytes(b"schdeplo", "big") & 0x7FFF_FFFF_FFFF_FFFF
+LOCK_KEY = history.LOCK_KEY  # the deploy lock
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,10 @@ from deploy.plans import Plan
 
 Connection = psycopg2.extensions.connection
 
+# The deploy lock: one session-level advisory lock key for every apply against a database
+# ("schdeplo" as a bigint). Whoever holds it owns the rows that are 'running'.
+LOCK_KEY = int.from_bytes(b"schdeplo", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
 # Rows a later run may resume from (a multi-step plan stopped part-way).
 _RESUMABLE = ("running", "failed")
 
@@ -318,7 +322,26 @@ def last_rows(conn: Connection, schema: str, limit: int = 5) -> list[dict[str, o
             (limit,),
         )
         columns = [d[0] for d in cur.description]
-        return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+        rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+        if any(row["status"] == "running" for row in rows):
+            alive = apply_running(conn)
+            for row in rows:
+                # No apply holds the deploy lock: the run that wrote 'running' is dead, and
+                # the next apply settles the row. Say so instead of "running" forever.
+                row["stale"] = row["status"] == "running" and not alive
+        return rows
+
+
+def apply_running(conn: Connection) -> bool:
+    """Whether some session holds the deploy lock (an apply is running right now)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1)",
+            (LOCK_KEY >> 32, LOCK_KEY & 0xFFFF_FFFF),
+        )
+        return bool(cur.fetchone()[0])
 
 
 def resumable_rows(conn: Connection, schema: str) -> list[tuple[int, str, int, str, str | None]]:

@@ -198,6 +198,8 @@ def show_status(out: Output, result: StatusResult) -> int:
     if result.history:
         out.text("history (newest first):")
         for row in result.history:
-            out.text(f"  {row['started_at']}  {row['status']:<8} {row['plan']}  "
+            state = ("running, but its apply is gone (the next apply settles it)"
+                     if row.get("stale") else row["status"])
+            out.text(f"  {row['started_at']}  {state:<8} {row['plan']}  "
                      f"by {row['db_user']} from {row['client_host']}")
     return code

@@ -244,6 +244,9 @@ def test_check_target_and_status_say_part_way_not_drift(pg: Databases, project: 
     document = json.loads(status.stdout)
     assert status.returncode == 2 and "part-way through" in document["matches"]
     assert document["pending"] == [plan.name]
+    assert document["history"][0]["status"] == "running" and document["history"][0]["stale"]
+    text = run_invoke(project, "status", "--target", url).stdout
+    assert "running, but its apply is gone" in text
 
 
 # --- history that never lies ------------------------------------------------------------------
