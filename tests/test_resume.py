@@ -29,8 +29,10 @@ from deploy import urls
 from deploy.applier import apply_plans
 from deploy.checker import run_check
 from deploy.config import load_config
+from deploy.errors import DeployError
 from deploy.health import make_server
 from deploy.plans import load_chain
+from deploy.runner import plan_steps
 
 # --- a chain that returns to an earlier state is not a fork --------------------------------
 
@@ -352,3 +354,31 @@ def test_drift_names_a_whole_missing_table_once(pg: Databases, project: Path) ->
     assert sum("deck_subscriptions" in line for line in status.stdout.splitlines()) == 1
     assert "matches no state of the plans" in status.stdout
     assert "matches no state of the plans" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("sql", "refused"),
+    [
+        ("CREATE INDEX CONCURRENTLY ix ON public.decks (title)", None),
+        ("CREATE INDEX CONCURRENTLY ON public.decks (title)", "Name the index"),
+        ("DROP INDEX CONCURRENTLY public.ix", None),
+        ("REINDEX INDEX CONCURRENTLY public.ix", None),
+        ("REINDEX (CONCURRENTLY) TABLE public.decks", None),
+        ("REINDEX SCHEMA public", None),
+        ("VACUUM public.decks", None),
+        ("REINDEX SCHEMA CONCURRENTLY public", "REINDEX"),
+        ("REINDEX DATABASE app", "REINDEX"),
+        ("ALTER TABLE public.m DETACH PARTITION public.m_1 CONCURRENTLY", "DETACH PARTITION"),
+        ("CREATE DATABASE other", "cannot be made safe"),
+        ("ALTER SYSTEM SET work_mem = '64MB'", "cannot be made safe"),
+    ],
+)
+def test_non_transactional_kinds_are_resumable_or_refused(sql: str, refused: str | None) -> None:
+    body = "ALTER TABLE public.decks ADD COLUMN note text;\n" + sql + ";"
+    if refused is None:
+        assert [s.transactional for s in plan_steps(body, "p.sql")] == [True, False]
+        return
+    with pytest.raises(DeployError) as caught:
+        plan_steps(body, "p.sql")
+    assert caught.value.message.startswith("p.sql:2: ") and refused in caught.value.message
+    assert caught.value.line == 2
