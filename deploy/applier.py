@@ -139,7 +139,8 @@ def apply_plans(
     except psycopg2.Error as exc:
         message = urls.mask(str(exc).strip()) or type(exc).__name__
         if run.current_row is not None:
-            _record_lost(url, config.history_schema, run.current_row, message)
+            _record_lost(url, config.history_schema, run.current_row,
+                         f"apply stopped by a database error: {message}")
         raise DeployError(
             f"The database connection to {where} failed during apply: {message}. A plan that "
             "was running was rolled back (or, for a plan with non-transactional steps, is "
@@ -150,13 +151,14 @@ def apply_plans(
 
 
 def _record_lost(url: str, schema: str, history_id: int, message: str) -> None:
-    """Best effort, on a new connection: say on the plan's row that its connection was lost."""
+    """Best effort, on a new connection: mark the plan's row failed when its own connection
+    can no longer write it (killed backend, server restart)."""
     try:
         conn = target_db.connect(url, wait=2)
     except DeployError:
         return  # the server is gone: the next run reconciles the row instead
     try:
-        history.mark_lost(conn, schema, history_id, f"connection lost: {message}"[:2000])
+        history.mark_lost(conn, schema, history_id, message[:2000])
     except psycopg2.Error:
         pass
     finally:
@@ -308,7 +310,8 @@ class _Run:
             except DeployError as exc:
                 if not history.record_failure(conn, self.schema, plan, history_id, started,
                                               exc.message, self.who) and history_id is not None:
-                    _record_lost(self.url, self.schema, history_id, exc.message)
+                    _record_lost(self.url, self.schema, history_id,
+                                 f"connection lost: {exc.message}")
                 raise
         return after["to"]
 
