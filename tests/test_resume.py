@@ -260,7 +260,7 @@ def test_a_transactional_plan_whose_connection_is_killed_leaves_a_row(
     url = pg.new("terminated")
     apply_plans(load_config(project), target=url)
     alter = "ALTER TABLE public.decks ADD COLUMN note text"
-    plan = add_plan(project, pg, alter, "slow note", body=f"{alter};\nSELECT pg_sleep(30);")
+    plan = add_plan(project, pg, alter, "slow note", body=f"{alter};\nSELECT pg_sleep(3);")
     proc = start_invoke(project, "apply", "--target", url)
     try:
         sleeping = apply_backends(url) + " AND position('pg_sleep' in query) > 0"
