@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from deploy import desired as desired_state
-from deploy import errors, snapshot, urls
+from deploy import errors, position, snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.differ import diff
@@ -24,8 +24,6 @@ from deploy.errors import DeployError
 from deploy.fingerprint import (
     Description,
     Exclusions,
-    compare,
-    describe,
     fingerprint,
     format_differences,
 )
@@ -487,34 +485,38 @@ def _check_target(
         return TargetCheck(where, "unreachable")
     try:
         major = target_db.server_major(conn)
-        live = describe(conn, exclusions)
+        conn.autocommit = True
+        position.guard_reads(conn)
+        with position.reading(conn, where):
+            found = position.locate(conn, config, graph)
+    except DeployError as exc:
+        result.add(Finding(errors.ERROR, "target", "Cannot read --target", exc.message))
+        return TargetCheck(where, "unreachable")
     finally:
         conn.close()
-    check = TargetCheck(where, "no-plans", fingerprint(live), major)
+    check = TargetCheck(where, "no-plans", found.live_fingerprint, major)
     if major != config.postgres:
         result.notes.append(
             f"{where} runs PostgreSQL {major} but the plans are verified on {config.postgres} "
             "([tool.deploy] postgres)."
         )
-    if graph.head is None:
+    if found.state == position.NO_PLANS:
         return check
-    path = graph.path(check.fingerprint)
-    if path is None:
+    if found.state == position.DRIFTED:
         check.state = "drift"
-        differences = (compare(head_desc, live) if head_desc is not None
-                       else snapshot.head_differences(config, graph.head, live))
-        check.differences = [str(d) for d in differences or []]
+        differences = position.differences(config, graph, found.live, head_desc)
+        check.differences = position.summarise(differences or [])
         result.add(Finding(
             errors.DRIFT, "target-drift", "Target database has drifted",
-            f"Drift: {where} ({short(check.fingerprint)}) matches no state of the plans (head "
-            f"is {short(graph.head)}), so `invoke apply` would refuse it. Run `invoke plan "
-            "--target <its URL>` to see the SQL that takes it to the models, then undo the "
-            "manual change or bring it into the models and plans.",
+            position.drift_message(where, found.live_fingerprint, graph.head),
             details="\n".join(check.differences[:40]),
         ))
-    elif path:
+    elif found.path:
+        # Part-way through a resumable plan is not drift: apply resumes it.
         check.state = "pending"
-        check.pending = [p.filename for p in path]
+        check.pending = found.pending
+        if found.resume is not None:
+            result.notes.append(f"{where} is {found.matches}.")
     else:
         check.state = "head"
     return check

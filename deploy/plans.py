@@ -250,9 +250,16 @@ def build_graph(plans: Iterable[Plan]) -> PlanGraph:
     outgoing: dict[str, list[Plan]] = {}
     for plan in plans:
         outgoing.setdefault(plan.from_fingerprint, []).append(plan)
-    graph.forks = [(fp, ps) for fp, ps in sorted(outgoing.items()) if len(ps) > 1]
     if not plans:
         return graph
+    if len(graph.roots) == 1:
+        trail = _full_trail(graph.roots[0].from_fingerprint, outgoing, len(plans))
+        if trail is not None:
+            # Every plan lies on one walk from the empty schema: a chain that returns to an
+            # earlier schema (add a column, later drop it) is not a fork.
+            graph.chain = trail
+            return graph
+    graph.forks = [(fp, ps) for fp, ps in sorted(outgoing.items()) if len(ps) > 1]
     # Start from the single root; a chain that returns to an earlier schema (add, then drop)
     # is fine: walk each plan once, always taking the one unused plan leaving the node.
     if len(graph.roots) == 1:
@@ -273,6 +280,33 @@ def build_graph(plans: Iterable[Plan]) -> PlanGraph:
         and p not in graph.roots[1:]
     ]
     return graph
+
+
+def _full_trail(start: str, outgoing: dict[str, list[Plan]], total: int) -> list[Plan] | None:
+    """The walk from `start` that uses every plan once (filename order breaks ties), or None.
+
+    Depth-first with backtracking: at a schema two plans leave, the one that later comes
+    back is taken first. Two branches that never meet again (a real fork) have no such walk.
+    """
+    ordered = {fp: sorted(ps, key=lambda p: p.filename) for fp, ps in outgoing.items()}
+    used: set[Path] = set()
+    trail: list[Plan] = []
+    stack = [iter(ordered.get(start, []))]  # one iterator of untried plans per schema visited
+    budget = 20_000  # guards against pathological graphs: give up, report a fork instead
+    while stack and budget > 0:
+        if len(trail) == total:
+            return trail
+        budget -= 1
+        plan = next((p for p in stack[-1] if p.path not in used), None)
+        if plan is not None:
+            used.add(plan.path)
+            trail.append(plan)
+            stack.append(iter(ordered.get(plan.to_fingerprint, [])))
+            continue
+        stack.pop()  # dead end: step back and try the next plan at the previous schema
+        if trail:
+            used.discard(trail.pop().path)
+    return trail if len(trail) == total else None
 
 
 def short(fingerprint: str | None) -> str:

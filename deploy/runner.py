@@ -12,13 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg2
-from psycopg2 import sql as pgsql
 
+from deploy import resumable
 from deploy.errors import DeployError
 from deploy.statements import (
     Statement,
     StatementError,
-    is_concurrent_index_build,
     split,
     transaction_boundary,
 )
@@ -58,6 +57,12 @@ def plan_steps(body: str, filename: str = "plan") -> list[Step]:
         if statement.transactional:
             pending.append(statement)
             continue
+        refused = resumable.refusal(statement)
+        if refused:
+            raise DeployError(
+                f"{filename}:{statement.line}: {refused}. Change the plan and run again.",
+                line=statement.line,
+            )
         if pending:
             steps.append(Step(tuple(pending), True))
             pending = []
@@ -106,7 +111,7 @@ def run_steps(
             statement = step.statements[0]
             conn.autocommit = True
             with conn.cursor() as cur:
-                if _prepare_concurrent_index(cur, statement):
+                if resumable.prepare(cur, statement):  # a re-run after a crash must not fail
                     _execute(cur, statement, filename)
                 if after_statement:
                     after_statement(statement)
@@ -147,34 +152,6 @@ class StatementFailed(DeployError):
     ) -> None:
         super().__init__(message, details=details, line=line)
         self.pgcode = pgcode
-
-
-def _prepare_concurrent_index(cur: object, statement: Statement) -> bool:
-    """Make a re-run of CREATE INDEX CONCURRENTLY resumable; False means skip it.
-
-    A killed concurrent build leaves an INVALID index behind: drop it and build again.
-    A valid index of that name means an earlier run finished the build.
-    """
-    target = is_concurrent_index_build(statement)
-    if target is None:
-        return True
-    schema, name = target
-    cur.execute(  # type: ignore[attr-defined]
-        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
-        (schema, name),
-    )
-    row = cur.fetchone()  # type: ignore[attr-defined]
-    if row is None:
-        return True
-    if row[0]:
-        return False
-    cur.execute(  # type: ignore[attr-defined]
-        pgsql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}.{}").format(
-            pgsql.Identifier(schema), pgsql.Identifier(name)
-        )
-    )
-    return True
 
 
 def _rollback(conn: psycopg2.extensions.connection) -> None:
