@@ -33,14 +33,22 @@ class Step:
 
 
 def plan_steps(body: str, filename: str = "plan") -> list[Step]:
-    """Split plan SQL into steps. A syntax error, or a statement that would end the plan's
-    transaction (BEGIN, COMMIT, …), is a DeployError naming file and line."""
+    """Split plan SQL into steps. A syntax error, a body with no statement, or a statement
+    that would end the plan's transaction (BEGIN, COMMIT, …), is a DeployError naming file
+    and line."""
     try:
         statements = split(body)
     except StatementError as exc:
         raise DeployError(
             f"{filename}: {exc}. Fix the SQL (PostgreSQL could not parse it) and run again."
         ) from None
+    if not statements:
+        # An empty plan would "apply" without doing anything while claiming a new fingerprint.
+        raise DeployError(
+            f"{filename} has no SQL statements (it is empty, or only comments). "
+            "Restore its SQL from version control, or delete the file if the change it stood "
+            "for is not wanted."
+        )
     steps: list[Step] = []
     pending: list[Statement] = []
     for statement in statements:
