@@ -37,7 +37,7 @@ from deploy.fingerprint import (
 )
 from deploy.hazards import classify, unapproved
 from deploy.plans import Plan, PlanGraph, load_chain, short
-from deploy.runner import Step, plan_steps, run_steps
+from deploy.runner import READ_ONLY, Step, plan_steps, run_steps
 from deploy.statements import (
     DEFAULT_SCHEMA,
     StatementError,
@@ -96,11 +96,19 @@ def drift_error(config: Config, graph: PlanGraph, live: Description, where: str)
         "Objects that differ from the head of the plans (- head, + live):\n"
         + format_differences(differences, 40)
     )
+    if differences and all(d.after is None for d in differences):
+        # Nothing of its own, only objects missing: do not blame a manual change.
+        cause = ("It lacks objects the head has and has none of its own: it is behind in a way "
+                 "no plan describes (older than the first plan, or a plan was undone or not "
+                 "finished), not necessarily changed by hand.")
+        repair = "then bring it to a state of the plans (or restore it) and run apply again."
+    else:
+        cause = "It was changed outside the plans, or is at a state no plan records."
+        repair = ("then either undo the manual change or bring it into the models and plans.")
     return DeployError(
         f"Drift: the schema of {where} ({short(live_fp)}) matches no state of the reviewed plans "
-        f"(head is {short(graph.head)}), so nothing was applied. Someone changed it outside the "
-        "plans. To repair, run `invoke plan --target <its URL>` to see the SQL that takes it to "
-        "the models, then either undo the manual change or bring it into the models and plans.",
+        f"(head is {short(graph.head)}), so nothing was applied. {cause} To repair, run "
+        f"`invoke plan --target <its URL>` to see the SQL that takes it to the models, {repair}",
         exit_code=DRIFT,
         details=details,
     )
@@ -167,9 +175,17 @@ def apply_plans(
         # A client killed mid-statement must not keep its locks for the rest of that statement.
         _set(conn, "client_connection_check_interval", "1s", optional=True)
         if not dry_run:
+            _refuse_read_only(conn, where)
             _take_lock(conn, lock_wait, progress)
         return run.apply(conn, dry_run)
     except psycopg2.Error as exc:
+        if exc.pgcode == READ_ONLY:  # e.g. a failover turned the server into a standby mid-run
+            raise DeployError(
+                f"{where} refused a write because it is read-only "
+                f"({urls.mask((exc.pgerror or str(exc)).strip().splitlines()[0])}); nothing more "
+                "was applied. Point --target (or DATABASE_URL) at the primary server, or lift "
+                "default_transaction_read_only, and run apply again."
+            ) from None
         raise DeployError(
             f"The database connection to {where} failed during apply: "
             f"{urls.mask(str(exc).strip()) or type(exc).__name__}. A plan that was running was "
@@ -409,6 +425,25 @@ def _set(conn: Connection, name: str, value: str, optional: bool = False) -> Non
                 f"Invalid {name} {value!r}: {message}. Use a PostgreSQL duration such as 5s, "
                 "500ms or 15min."
             ) from None
+
+
+def _refuse_read_only(conn: Connection, where: str) -> None:
+    """A clear refusal, before anything is written, when the target cannot take writes."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')")
+        standby, read_only = cur.fetchone()
+    if standby:
+        raise DeployError(
+            f"{where} is a read-only standby (a replica in recovery), so nothing was applied. "
+            "Point --target (or DATABASE_URL) at the primary server and run apply again."
+        )
+    if read_only == "on":
+        raise DeployError(
+            f"{where} is read-only for this session (default_transaction_read_only is on for "
+            "the database or the role), so nothing was applied. If that is a deliberate freeze, "
+            "run apply once it is lifted; otherwise reset it (ALTER DATABASE <name> RESET "
+            "default_transaction_read_only, or the same for the role) or use another role."
+        )
 
 
 def _state_name(graph: PlanGraph, fp: str) -> str:

@@ -152,6 +152,10 @@ def run_check(
     exclusions = config.exclusions
 
     plans, checks = _load(config, result)
+    unreadable = [c.file for c in result.plans if c.replay == DAMAGED]
+    if unreadable:
+        return _only_what_is_known(config, plans, checks, unreadable, target, result, started,
+                                   progress)
     graph = build_graph(plans)
     result.head = graph.head
     for plan in graph.chain:
@@ -180,6 +184,35 @@ def run_check(
         head_desc = head_state[1] if head_state else None
         result.target = _check_target(config, graph, target, head_desc, exclusions, result,
                                       progress)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _only_what_is_known(
+    config: Config,
+    plans: list[Plan],
+    checks: dict[Path, PlanCheck],
+    unreadable: list[str],
+    target: str | None,
+    result: CheckResult,
+    started: float,
+    progress: Progress,
+) -> CheckResult:
+    """With a plan file that cannot be read, the chain is unknown: the healthy plans may lead
+    to it or follow it. Report the unreadable file(s) and each plan's own hazards, and no
+    verdict (orphan, fork, drift) that would advise deleting or rewriting healthy plans."""
+    names = ", ".join(unreadable)
+    for check in checks.values():
+        check.replay_message = f"not replayed: the chain is unknown while {names} cannot be read"
+    progress("classifying the hazards of every plan")
+    _hazard_findings(config, plans, checks, result)
+    result.notes.append(
+        f"Only the hazards were checked: {names} cannot be read, so where the other plans sit "
+        "in the chain is unknown (they were not replayed, and the models"
+        + (" and --target were" if target else " were")
+        + " not compared). Repair that file first (see its error), then run `invoke check` "
+        "again; do not delete or regenerate the other plans because of this run."
+    )
     result.seconds = time.monotonic() - started
     return result
 
