@@ -81,7 +81,7 @@ def plan(c, name="", check=False, target="", scratch="", sql_file="", format="te
 @task(
     help={
         "target": "database URL (default: $DATABASE_URL)",
-        "wait": "seconds to keep retrying the connection (default 30)",
+        "wait": "seconds to keep retrying the connection, e.g. 30 or 2.5 (default 30)",
         "lock_timeout": "lock_timeout for plan statements, e.g. 5s (default from config)",
         "statement_timeout": "statement_timeout for plan statements (default from config)",
         "retries": "attempts per plan when a lock wait times out (default 5)",
@@ -158,7 +158,11 @@ def check(c, scratch="", target="", format="text"):  # noqa: A002
 
 @task(help={"port": "port to listen on (default: $PORT or 8080)"})
 def serve(c, port=""):
-    """Serve /healthz (200 only at head) and /status (JSON) for Railway's health check."""
+    """Serve /healthz (200 only at head) and /status (JSON) for Railway's health check.
+
+    /status shows only state and head unless the request sends
+    `Authorization: Bearer $DEPLOY_STATUS_TOKEN`.
+    """
 
     def work(config: Config, out: Output) -> int:
         from deploy.health import serve as serve_health
