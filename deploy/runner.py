@@ -143,8 +143,8 @@ def _execute(cur: object, statement: Statement, filename: str) -> None:
                 f"{filename}:{statement.line}: the connection to the database was lost while "
                 f"this statement ran ({message}). That is not a fault of the plan: the server "
                 "rolled back the open transaction (a statement outside a transaction may or may "
-                "not have finished). Run apply again once the database accepts connections; it "
-                "starts from wherever the database now is.",
+                "not have finished). Run the command again once the database accepts "
+                "connections; apply starts from wherever the database now is.",
                 details=statement.sql,
                 pgcode=exc.pgcode,
                 line=statement.line,
