@@ -16,6 +16,7 @@ from sqlalchemy.pool import NullPool
 from deploy import urls
 from deploy.config import Config
 from deploy.errors import DeployError
+from deploy.plans import clean_text
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,8 @@ def build(desired: DesiredSchema, url: object) -> None:
                     details=str(getattr(exc, "statement", "") or ""),
                 ) from None
             for path in desired.sql_files:
-                _run(cur, path.read_text(encoding="utf-8"), path.name)
+                # Clean text only: psycopg2 cannot send a NUL, and a reviewer cannot see one.
+                _run(cur, clean_text(path, path.read_bytes(), "SQL file"), path.name)
     finally:
         engine.dispose()
 

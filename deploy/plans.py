@@ -131,27 +131,27 @@ _INVISIBLE = re.compile(
 )
 
 
-def clean_text(path: Path, data: bytes) -> str:
+def clean_text(path: Path, data: bytes, kind: str = "Plan file") -> str:
     """`data` decoded as UTF-8, or a DeployError naming the line and byte offset of the first
     byte that is not clean text (invalid UTF-8, control or bidi-override characters)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        _unclean(path, data, exc.start, f"byte 0x{data[exc.start]:02x} is not valid UTF-8")
+        _unclean(kind, path, data, exc.start, f"byte 0x{data[exc.start]:02x} is not valid UTF-8")
     match = _INVISIBLE.search(text)
     if match:
         offset = len(text[: match.start()].encode("utf-8"))
         character = f"U+{ord(match.group()):04X}"
-        _unclean(path, data, offset, f"it contains the invisible character {character}")
+        _unclean(kind, path, data, offset, f"it contains the invisible character {character}")
     return text
 
 
-def _unclean(path: Path, data: bytes, offset: int, what: str) -> NoReturn:
+def _unclean(kind: str, path: Path, data: bytes, offset: int, what: str) -> NoReturn:
     line = data.count(b"\n", 0, offset) + 1
     raise DeployError(
-        f"Plan file {path}:{line} is not clean UTF-8 text: {what} (byte offset {offset}). "
+        f"{kind} {path}:{line} is not clean UTF-8 text: {what} (byte offset {offset}). "
         "PostgreSQL would not run what a reviewer sees (everything after a NUL byte is dropped, "
-        "and GitHub shows such a file as binary), so the plan is refused. Restore the file from "
+        "and GitHub shows such a file as binary), so the file is refused. Restore it from "
         "version control, or remove the character with an editor that shows it.",
         line=line,
     )

@@ -138,3 +138,12 @@ def test_a_postgres_header_that_is_not_a_number_is_a_damaged_header(
     assert done.returncode == 1
     assert "damaged header" in done.stderr and f"{path.name}:4" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_nul_byte_in_a_schema_sql_file_is_a_clear_error(project: Path) -> None:
+    path = sorted((project / "schema" / "sql").glob("*.sql"))[0]
+    path.write_bytes(path.read_bytes() + b"\n\x00 DROP VIEW due_cards;\n")
+    done = run_invoke(project, "plan", "--scratch", "local", "--check")
+    assert done.returncode == 1
+    assert f"SQL file {path}:" in done.stderr and "not clean UTF-8 text" in done.stderr
+    assert "Traceback" not in done.stderr and "Unexpected" not in done.stderr
