@@ -35,7 +35,7 @@ from deploy.fingerprint import (
 )
 from deploy.hazards import classify, unapproved
 from deploy.plans import Plan, PlanGraph, load_chain, short
-from deploy.runner import Step, plan_steps, run_steps
+from deploy.runner import READ_ONLY, Step, plan_steps, run_steps
 from deploy.statements import (
     StatementError,
     referenced_relations,
@@ -134,6 +134,7 @@ def apply_plans(
         # A client killed mid-statement must not keep its locks for the rest of that statement.
         _set(conn, "client_connection_check_interval", "1s", optional=True)
         if not dry_run:
+            _refuse_read_only(conn, where)
             _take_lock(conn, lock_wait, progress)
         return run.apply(conn, dry_run)
     except psycopg2.Error as exc:
@@ -141,6 +142,13 @@ def apply_plans(
         if run.current_row is not None:
             _record_lost(url, config.history_schema, run.current_row,
                          f"apply stopped by a database error: {message}")
+        if exc.pgcode == READ_ONLY:  # e.g. a failover turned the server into a standby mid-run
+            raise DeployError(
+                f"{where} refused a write because it is read-only "
+                f"({urls.mask((exc.pgerror or str(exc)).strip().splitlines()[0])}); nothing more "
+                "was applied. Point --target (or DATABASE_URL) at the primary server, or lift "
+                "default_transaction_read_only, and run apply again."
+            ) from None
         hint = target_db.privilege_hint(exc, url, config.history_schema)
         if hint:
             raise DeployError(
@@ -411,6 +419,25 @@ def _set(conn: Connection, name: str, value: str, optional: bool = False) -> Non
                 f"Invalid {name} {value!r}: {message}. Use a PostgreSQL duration such as 5s, "
                 "500ms or 15min."
             ) from None
+
+
+def _refuse_read_only(conn: Connection, where: str) -> None:
+    """A clear refusal, before anything is written, when the target cannot take writes."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')")
+        standby, read_only = cur.fetchone()
+    if standby:
+        raise DeployError(
+            f"{where} is a read-only standby (a replica in recovery), so nothing was applied. "
+            "Point --target (or DATABASE_URL) at the primary server and run apply again."
+        )
+    if read_only == "on":
+        raise DeployError(
+            f"{where} is read-only for this session (default_transaction_read_only is on for "
+            "the database or the role), so nothing was applied. If that is a deliberate freeze, "
+            "run apply once it is lifted; otherwise reset it (ALTER DATABASE <name> RESET "
+            "default_transaction_read_only, or the same for the role) or use another role."
+        )
 
 
 def _state_name(graph: PlanGraph, fp: str) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy.pool import NullPool
 from deploy import urls
 from deploy.config import Config
 from deploy.errors import DeployError
+from deploy.plans import clean_text
 from deploy.statements import StatementError, split
 
 
@@ -112,7 +113,7 @@ def build(desired: DesiredSchema, url: object) -> None:
             except SQLAlchemyError as exc:
                 raise _model_error(exc) from None
             for path in desired.sql_files:
-                sql = path.read_text(encoding="utf-8")
+                sql = clean_text(path, path.read_bytes(), "SQL file")
                 if _has_statements(sql):  # an empty or comment-only file contributes nothing
                     _run(cur, sql, path.name)
     finally:

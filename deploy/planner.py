@@ -132,8 +132,13 @@ def replay(
         if after != plan.to_fingerprint:
             return Replay(url, current, number - 1,
                 f"{plan.filename} does not land on its 'to' ({short(plan.to_fingerprint)}); it "
-                f"produces {short(after)}. If the SQL was edited on purpose, run `invoke plan` to "
-                "write a follow-up plan, or restore the file from version control."
+                f"produces {short(after)}, so its SQL was probably edited after it was generated. "
+                "Restore it from version control (git diff shows the edit), or change the SQL "
+                "until it produces exactly its 'to' schema. `invoke plan` cannot fix this while "
+                "the plan is in the chain: for an intended edit of the newest plan that no "
+                "database has applied yet, save its SQL to a file, delete the plan, and run "
+                "`invoke plan --name \"...\" --sql-file <that file>` (it proves the SQL against "
+                "the models and writes a new header)."
             )
     return Replay(url, current, len(chain))
 

@@ -102,14 +102,24 @@ def locate(conn: Connection, config: Config, graph: PlanGraph,
 # --- drift: one message, differences summarised by object --------------------------------
 
 
-def drift_message(where: str, live_fp: str, head: str | None) -> str:
-    """The one drift paragraph every command prints."""
+def drift_message(where: str, live_fp: str, head: str | None,
+                  diffs: list[Difference] | None = None) -> str:
+    """The one drift paragraph every command prints; `diffs` (head -> live), when known,
+    decides whether to call it a manual change or a database that is simply behind."""
+    if diffs and all(d.after is None for d in diffs):
+        # Nothing of its own, only objects missing: do not blame a manual change.
+        cause = ("It lacks objects the head has and has none of its own: it is behind in a way "
+                 "no plan describes (older than the first plan, or a plan was undone or not "
+                 "finished), not necessarily changed by hand.")
+        repair = "then bring it to a state of the plans (or restore it) and run apply again."
+    else:
+        cause = "It was changed outside the plans, or is at a state no plan records."
+        repair = "then either undo the manual change or bring it into the models and plans."
     return (
         f"Drift: the schema of {where} ({short(live_fp)}) matches no state of the plans (head "
         f"is {short(head)}), and no interrupted apply is waiting to resume on it, so `invoke "
-        "apply` refuses to touch it. It was changed outside the reviewed plans. To repair, run "
-        "`invoke plan --target <its URL>` to see the SQL that takes it to the models, then "
-        "either undo the manual change or bring it into the models and plans."
+        f"apply` refuses to touch it. {cause} To repair, run `invoke plan --target <its URL>` "
+        f"to see the SQL that takes it to the models, {repair}"
     )
 
 
@@ -170,7 +180,7 @@ def drift_error(config: Config, graph: PlanGraph, position: Position, where: str
     details = "" if diffs is None else (
         "Objects that differ from the head of the plans (- head, + live):\n"
         + format_summary(diffs))
-    return DeployError(drift_message(where, position.live_fingerprint, graph.head),
+    return DeployError(drift_message(where, position.live_fingerprint, graph.head, diffs),
                        exit_code=DRIFT, details=details)
 
 

@@ -77,5 +77,5 @@ def read_status(
     if found.state == position.DRIFTED:
         diffs = position.differences(config, graph, found.live)
         result.differences = position.summarise(diffs or [])
-        result.message = position.drift_message(where, found.live_fingerprint, graph.head)
+        result.message = position.drift_message(where, found.live_fingerprint, graph.head, diffs)
     return result

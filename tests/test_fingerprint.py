@@ -10,7 +10,7 @@ from deploy.differ import diff
 from deploy.fingerprint import Exclusions, compare, describe, fingerprint
 from deploy.planner import connected
 
-EXCLUDE = Exclusions(schemas=("schema_deploy",), tables=("alembic_version",))
+EXCLUDE = Exclusions(schemas=("schema_deploy",), tables=("alembic_version", "audit.log"))
 T = "create table t (id int primary key, x int, y text);"
 FN = "create function f() returns trigger language plpgsql as $$begin return new; end$$;"
 
@@ -48,6 +48,13 @@ DIFFERENT = [
     ("policy", T + "alter table t enable row level security;",
      T + "alter table t enable row level security; create policy p on t using (x > 0);", True),
     ("materialized view", T, T + "create materialized view mv as select id from t;", True),
+    # `exclude = ["alembic_version"]` means public.alembic_version, not any relation so named.
+    ("alembic_version view in another schema", T + "create schema app;",
+     T + "create schema app; create view app.alembic_version as select id from t;", True),
+    ("alembic_version table in another schema", T + "create schema app;",
+     T + "create schema app; create table app.alembic_version (v text);", True),
+    ("schema-qualified exclusion only in its schema", T,
+     T + "create table public.log (id int);", True),
     # Blind spots of migra: the fingerprint must still see them.
     ("force row level security", T + "alter table t enable row level security;",
      T + "alter table t enable row level security; alter table t force row level security;",
@@ -75,6 +82,9 @@ SAME = [
      "create table a (y int, x int);"),
     ("excluded alembic_version", T, T + "create table alembic_version (version_num varchar(32) "
      "primary key); insert into alembic_version values ('abc');"),
+    ("excluded schema.table entry", T + "create schema audit;",
+     T + "create schema audit; create table audit.log (id int primary key); "
+     "create index on audit.log (id);"),
     ("tool history schema", T, T + "create schema schema_deploy; create table "
      "schema_deploy.history (id int);"),
     ("data is not schema", T, T + "insert into t values (1, 2, 'x');"),
@@ -146,3 +156,23 @@ def test_fingerprint_ignores_database_name_and_reads_one_connection(pg):
 def test_fingerprint_format():
     value = fingerprint({"relation public.t": "kind=r"})
     assert value.startswith("sha256:") and len(value) == len("sha256:") + 64
+
+
+def test_exclude_entries_name_a_schema() -> None:
+    from deploy.fingerprint import qualify_exclusion
+
+    assert qualify_exclusion("alembic_version") == ("public", "alembic_version")
+    assert qualify_exclusion("audit.log") == ("audit", "log")
+    assert EXCLUDE.skips_table("public", "alembic_version")
+    assert not EXCLUDE.skips_table("app", "alembic_version")
+    assert EXCLUDE.skips_table("audit", "log") and not EXCLUDE.skips_table("public", "log")
+
+
+@pytest.mark.parametrize("entry", ["a.b.c", ".log", "audit.", ""])
+def test_malformed_exclude_entries_are_refused(tmp_path, entry: str) -> None:
+    from deploy.config import load_config
+    from deploy.errors import DeployError
+
+    (tmp_path / "pyproject.toml").write_text(f'[tool.deploy]\nexclude = ["{entry}"]\n')
+    with pytest.raises(DeployError, match="schema.name"):
+        load_config(tmp_path)
