@@ -204,7 +204,7 @@ def test_healthz_answers_promptly_while_a_table_is_locked(
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = make_server(load_config(project), port, target=url, host="127.0.0.1", ttl=0.1,
-                         quiet=True)
+                         quiet=True, token="lock-test-token")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -212,6 +212,12 @@ def test_healthz_answers_promptly_while_a_table_is_locked(
         with pytest.raises(urllib.error.HTTPError) as caught:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30)
         assert time.monotonic() - started < 15
+        assert caught.value.code == 503
+        assert f"pid {pid}" not in caught.value.read().decode()  # details only with the token
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/healthz",
+                                         headers={"Authorization": "Bearer lock-test-token"})
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=30)
         assert caught.value.code == 503
         body = caught.value.read().decode()
         assert "blocked by a lock" in body and f"pid {pid}" in body
