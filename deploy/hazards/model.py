@@ -54,9 +54,12 @@ class PlanState:
     columns: dict[ColumnKey, ast.TypeName | None] = field(default_factory=dict)
     # Views and functions (re)created by each statement, to spot drop-then-recreate.
     creates: list[set[tuple]] = field(default_factory=list)
-    # False once the plan changed search_path (or ran code that may have): unqualified names
-    # can then no longer be resolved, so they resolve to UNKNOWN_SCHEMA.
-    search_path_known: bool = True
+    # How often the plan changed search_path (or ran code that may have). Unqualified names
+    # then resolve to UNKNOWN_SCHEMA#n: the same unknown schema until the next change.
+    search_path_changes: int = 0
+
+    def search_path_changed(self) -> None:
+        self.search_path_changes += 1
 
     def recreated_after(self, index: int, key: tuple) -> bool:
         return any(key in created for created in self.creates[index + 1 :])

@@ -2,8 +2,9 @@
 
 A plan runs with search_path pinned to `public` (deploy.session), so an unqualified name
 means pg_temp first (relations and types the plan made temporary), then public. Once the
-plan changed search_path, an unqualified name resolves to UNKNOWN_SCHEMA and so never
-matches an object the plan created: nothing is exempted on a guess.
+plan changed search_path, an unqualified name resolves to UNKNOWN_SCHEMA#n (n counts the
+changes), which only matches what was created under that same path: nothing is exempted
+on a guess.
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ def function_name(names: Sequence[ast.Node] | None, plan: PlanState) -> Key:
 
 def _default_schema(plan: PlanState) -> str:
     """Where an unqualified CREATE puts its object."""
-    return DEFAULT_SCHEMA if plan.search_path_known else UNKNOWN_SCHEMA
+    if not plan.search_path_changes:
+        return DEFAULT_SCHEMA
+    return f"{UNKNOWN_SCHEMA}#{plan.search_path_changes}"
 
 
 def _from_names(names: Sequence[ast.Node] | None, known: set[Key], plan: PlanState) -> Key:
@@ -87,8 +90,8 @@ def _from_names(names: Sequence[ast.Node] | None, known: set[Key], plan: PlanSta
 
 
 def _unqualified(name: str, known: set[Key], plan: PlanState) -> Key:
-    if not plan.search_path_known:
-        return (UNKNOWN_SCHEMA, name)
+    if plan.search_path_changes:
+        return (_default_schema(plan), name)
     if (TEMP_SCHEMA, name) in known:
         return (TEMP_SCHEMA, name)
     return (DEFAULT_SCHEMA, name)

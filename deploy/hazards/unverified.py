@@ -75,12 +75,12 @@ def classify_unverified(node: ast.Node, sql: str, plan: PlanState, out: Result) 
     stmt_label = names.label(sql)
     if isinstance(node, ast.DoStmt):
         out.add(f"DO block: {stmt_label}", UNVERIFIED)
-        plan.search_path_known = False
+        plan.search_path_changed()
         return
     if isinstance(node, ast.CallStmt):
         name = names.qname(names.function_name(node.funccall.funcname, plan))
         out.add(f"call {name}: {stmt_label}", UNVERIFIED)
-        plan.search_path_known = False
+        plan.search_path_changed()
         return
     if isinstance(node, ast.CreateTableAsStmt):
         _create_table_as(node, stmt_label, plan, out)
@@ -92,14 +92,14 @@ def classify_unverified(node: ast.Node, sql: str, plan: PlanState, out: Result) 
             out.add(f"query of a view this plan created: {stmt_label}", UNVERIFIED)
     elif isinstance(node, ast.VariableSetStmt):
         if node.kind == enums.VariableSetKind.VAR_RESET_ALL or node.name == "search_path":
-            plan.search_path_known = False
+            plan.search_path_changed()
     elif isinstance(node, ast.CreateSchemaStmt):
         if node.schemaElts:  # CREATE SCHEMA … CREATE TABLE …: not read element by element
             out.add(f"create schema with elements: {stmt_label}", UNVERIFIED)
     elif not isinstance(node, MODELLED + DML_NODES):
         word = type(node).__name__.removesuffix("Stmt")
         out.add(f"{word} statement: {stmt_label}", UNVERIFIED)
-        plan.search_path_known = False
+        plan.search_path_changed()
     if not isinstance(node, _DEFINITIONS):
         _calls(node, stmt_label, plan, out)
 
@@ -137,10 +137,10 @@ def _calls(node: ast.Node, stmt_label: str, plan: PlanState, out: Result) -> Non
         own = key in plan.functions or (len(parts) == 1 and (DEFAULT_SCHEMA, parts[-1])
                                         in plan.functions)
         if parts[-1].lower() == "set_config":
-            plan.search_path_known = False
+            plan.search_path_changed()
         if own or (query and not (builtin and parts[-1].lower() in SAFE_FUNCTIONS)):
             name = names.qname(key) if not builtin or own else parts[-1]
             if name not in seen:
                 seen.add(name)
                 out.add(f"calls {name}(): {stmt_label}", UNVERIFIED)
-            plan.search_path_known = False
+            plan.search_path_changed()
