@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import psycopg2
 from pglast import ast, enums
 
-from deploy import history, snapshot, urls
+from deploy import history, session, snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.errors import DRIFT, ERROR, UNAPPROVED_HAZARD, DeployError
@@ -166,6 +166,8 @@ def apply_plans(
         _set(conn, "statement_timeout", statement_timeout or config.statement_timeout)
         # A client killed mid-statement must not keep its locks for the rest of that statement.
         _set(conn, "client_connection_check_interval", "1s", optional=True)
+        # What every step of every plan starts from, whatever an earlier plan did.
+        run.pinned = session.capture(conn)
         if not dry_run:
             _take_lock(conn, lock_wait, progress)
         return run.apply(conn, dry_run)
@@ -190,6 +192,7 @@ class _Run:
     where: str
     retries: int
     progress: Progress
+    pinned: dict[str, str] = field(default_factory=dict)
 
     @property
     def schema(self) -> str:
@@ -329,7 +332,7 @@ class _Run:
             try:
                 # steps[: index + 1] with start=index runs exactly this step.
                 run_steps(conn, steps[: index + 1], filename=plan.filename, start=index,
-                          before_commit=before_commit)
+                          before_commit=before_commit, pinned=self.pinned or None)
                 return
             except psycopg2.errors.LockNotAvailable:
                 blockers = blocking_sessions(conn, plan)
