@@ -35,7 +35,7 @@ from deploy.fingerprint import (
     format_differences,
     split_key,
 )
-from deploy.hazards import classify, unapproved
+from deploy.hazards import review
 from deploy.plans import Plan, PlanGraph, load_chain, short
 from deploy.runner import Step, plan_steps, run_steps
 from deploy.statements import (
@@ -111,13 +111,13 @@ def check_approvals(plans: list[Plan]) -> None:
     missing = []
     for plan in plans:
         try:
-            hazards = classify(plan.body)
+            verdict = review(plan.body, plan.approvals)  # the same decision `check` makes
         except StatementError as exc:
             raise DeployError(
                 f"{plan.filename}: {exc}. Fix the SQL (PostgreSQL could not parse it) and run "
                 "again."
             ) from None
-        for hazard in unapproved(hazards, list(plan.approvals)):
+        for hazard in verdict.missing:
             missing.append(f"{plan.filename}:{hazard.line}: {hazard.text}")
     if missing:
         raise DeployError(
