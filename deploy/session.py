@@ -136,7 +136,7 @@ def _set_refusal(node: ast.VariableSetStmt) -> str | None:
     if name in PLAN_SETTINGS:
         return None
     verb = "RESET" if node.kind == kind.VAR_RESET else "SET"
-    what = {"role": "SET ROLE", "session_authorization": "SET SESSION AUTHORIZATION"}.get(
+    what = {"role": f"{verb} ROLE", "session_authorization": f"{verb} SESSION AUTHORIZATION"}.get(
         name, f"{verb} {name}")
     advice = _ADVICE.get(name, "write SET LOCAL instead (it ends with the plan's transaction)")
     return f"{what} would stay in force for every statement and plan after it; {advice}"
