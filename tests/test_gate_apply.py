@@ -8,6 +8,7 @@ after it, and a resumed plan runs with the settings its earlier steps made.
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from pathlib import Path
 
@@ -195,12 +196,17 @@ def test_a_plan_cannot_switch_the_lock_timeout_off_for_the_next_plan(
     write_plan(project, pg, "ALTER TABLE public.decks ADD COLUMN later text;", "later",
                approve=True)
     holder = _hold_lock(url)
+    # Without the pin, apply would wait for the lock forever: release it after a while so
+    # that the old behaviour fails the assertions below instead of hanging the suite.
+    release = threading.Timer(25, holder.close)
+    release.start()
     try:
         began = time.monotonic()
         with pytest.raises(DeployError) as caught:
             apply_plans(load_config(project), target=url, lock_timeout="300ms", retries=1)
         assert time.monotonic() - began < 20
     finally:
+        release.cancel()
         holder.close()
     assert "could not get its locks" in caught.value.message
     assert [row["plan"] for row in history(pg, url) if row["status"] == "applied"][-1] == \
