@@ -277,3 +277,25 @@ def _settings(conn: psycopg2.extensions.connection) -> tuple[str, str, str]:
         cur.execute("SELECT current_setting('search_path'), current_setting('lock_timeout'), "
                     "current_setting('session_replication_role')")
         return cur.fetchone()
+
+
+def test_check_refuses_a_plan_that_changes_the_session_and_asks_for_unverified_approvals(
+    pg: Databases, project: Path
+) -> None:
+    plan = write_plan(project, pg, "SET lock_timeout = 0;\nCOMMENT ON TABLE public.users "
+                      "IS 'people';", "timeout off", approve=True)
+    done = run_invoke(project, "check")
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = done.stdout + done.stderr
+    line = plan.read_text().splitlines().index("SET lock_timeout = 0;") + 1
+    assert f"{plan.name}:{line}: a plan must not change the session" in out, out
+    assert "SET lock_timeout" in out and "SET LOCAL" in out
+
+    plan.unlink()
+    write_plan(project, pg, "COMMENT ON TABLE public.users IS 'people';\n"
+               "UPDATE public.users SET xp = 0 WHERE xp IS NULL;", "backfill", approve=False)
+    done = run_invoke(project, "check")
+    # The models do not have this plan's comment: drift (4) outranks the hazard (3).
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "1 unapproved hazard(s)" in done.stdout
+    assert "UNVERIFIED update \"public\".\"users\": UPDATE public.users SET xp = 0" in done.stdout

@@ -3,9 +3,12 @@ database needed. The same scenarios run against a real database in test_gate_app
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from deploy.hazards import UNVERIFIED, classify
+from deploy.hazards import UNVERIFIED, classify, review
+from deploy.plans import parse_plan, render_plan
 
 
 def texts(sql: str) -> list[str]:
@@ -119,3 +122,17 @@ def test_plain_ddl_migra_writes_stays_quiet() -> None:
         'grant select on "public"."t" to public;\n'
     )
     assert texts(sql) == []
+
+
+def test_unverified_text_can_be_approved_even_when_the_sql_holds_a_double_dash(
+    tmp_path: Path,
+) -> None:
+    sql = "INSERT INTO notes VALUES ('a -- b');\n"
+    [hazard] = classify(sql, use_squawk=False)
+    assert " -- " not in hazard.text
+    body = render_plan("x", "sha256:" + "0" * 64, "sha256:" + "1" * 64, 15, [hazard], sql)
+    header, _, rest = body.partition("\n\n")
+    path = tmp_path / "20990101T000000Z_x.sql"
+    path.write_text(f"{header}\n-- approve: {hazard.text} -- seeded notes\n\n{rest}")
+    plan = parse_plan(path)
+    assert review(plan.body, plan.approvals).missing == []
