@@ -87,6 +87,8 @@ UNMODELLED = [
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity",
     "ALTER EXTENSION pg_trgm UPDATE",
     "CREATE SCHEMA s CREATE TABLE t (id int)",
+    "CREATE OPERATOR @@@ (function = wipe, leftarg = int, rightarg = int)",
+    "CREATE CAST (int AS text) WITH FUNCTION wipe(int) AS IMPLICIT",
 ]
 
 
@@ -136,3 +138,9 @@ def test_unverified_text_can_be_approved_even_when_the_sql_holds_a_double_dash(
     path.write_text(f"{header}\n-- approve: {hazard.text} -- seeded notes\n\n{rest}")
     plan = parse_plan(path)
     assert review(plan.body, plan.approvals).missing == []
+
+
+def test_a_new_tables_defaults_do_not_run_but_an_index_expression_does() -> None:
+    fn = "CREATE FUNCTION public.f(int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT 1 $$;\n"
+    assert texts(fn + "CREATE TABLE t (a int DEFAULT public.f(1));") == []
+    assert kinds(fn + "CREATE INDEX CONCURRENTLY ix ON users (public.f(id));") == {UNVERIFIED}

@@ -1,7 +1,9 @@
 """Default-deny: what the classifier cannot prove harmless is an UNVERIFIED hazard.
 
 A statement kind is judged by the rule modules only if it is in MODELLED; any other kind
-(COPY, LOCK, RULE, EXPLAIN ANALYZE, event triggers, …) needs an approval as it stands.
+(COPY, LOCK, RULE, EXPLAIN ANALYZE, event triggers, CREATE OPERATOR/CAST/AGGREGATE — they
+make later expressions call functions without a visible call, …) needs an approval as it
+stands.
 Code that runs on the server is never read: DO blocks, CALL, CREATE TABLE AS / SELECT INTO,
 and function calls in queries — except a short list of built-ins that only compute values —
 are UNVERIFIED, and so is any statement that calls a function this plan (re)defined.
@@ -35,7 +37,6 @@ MODELLED = (
     ast.CompositeTypeStmt,
     ast.CreateDomainStmt,
     ast.AlterDomainStmt,
-    ast.DefineStmt,
     ast.CreateSeqStmt,
     ast.AlterSeqStmt,
     ast.ViewStmt,
@@ -58,9 +59,11 @@ MODELLED = (
     ast.TransactionStmt,
 )
 
-# Statements that define code without running it: calls inside them are not calls.
+# Statements that define code or defaults without running them: calls inside are not calls
+# (a new table is empty, so its defaults and checks run on no row yet).
 _DEFINITIONS = (ast.CreateFunctionStmt, ast.ViewStmt, ast.CreateTrigStmt, ast.CreatePolicyStmt,
-                ast.AlterPolicyStmt, ast.CommentStmt, ast.RuleStmt)
+                ast.AlterPolicyStmt, ast.CommentStmt, ast.RuleStmt, ast.CreateStmt,
+                ast.CreateDomainStmt, ast.CompositeTypeStmt)
 
 # Built-ins a query may call: they compute a value and touch nothing.
 SAFE_FUNCTIONS = NON_VOLATILE_FUNCTIONS - {"current_setting"} | {
