@@ -89,6 +89,11 @@ UNMODELLED = [
     "CREATE SCHEMA s CREATE TABLE t (id int)",
     "CREATE OPERATOR @@@ (function = wipe, leftarg = int, rightarg = int)",
     "CREATE CAST (int AS text) WITH FUNCTION wipe(int) AS IMPLICIT",
+    "ALTER TABLE users DISABLE TRIGGER ALL",
+    "ALTER TABLE users ENABLE REPLICA TRIGGER touch",
+    "ALTER TABLE measurements DETACH PARTITION m2020",
+    "ALTER TABLE users NO INHERIT people",
+    "ALTER TABLE users ALTER COLUMN id DROP IDENTITY",
 ]
 
 

@@ -12,6 +12,7 @@ from deploy.hazards.model import (
     BLOCKS_WRITES,
     DELETES_DATA,
     TABLE_REWRITE,
+    UNVERIFIED,
     Key,
     PlanState,
     Result,
@@ -74,7 +75,28 @@ _HARMLESS_SUBCOMMANDS = frozenset(
 )
 
 
-def classify_alter_table(node: ast.AlterTableStmt, plan: PlanState, out: Result) -> None:
+# Subcommands with no parse-tree rule that squawk judges (row-level security, ownership,
+# replica identity, …). Any other subcommand without a rule is UNVERIFIED (default-deny):
+# enabling or disabling triggers and rules, ATTACH/DETACH PARTITION, INHERIT, DROP IDENTITY…
+_SQUAWK_JUDGED = frozenset(
+    {
+        AT.AT_EnableRowSecurity,
+        AT.AT_DisableRowSecurity,
+        AT.AT_ForceRowSecurity,
+        AT.AT_NoForceRowSecurity,
+        AT.AT_ChangeOwner,
+        AT.AT_ReplicaIdentity,
+        AT.AT_ClusterOn,
+        AT.AT_DropCluster,
+        AT.AT_GenericOptions,
+        AT.AT_AlterColumnGenericOptions,
+    }
+)
+
+
+def classify_alter_table(
+    node: ast.AlterTableStmt, sql: str, plan: PlanState, out: Result
+) -> None:
     """Hazards of each subcommand of one ALTER TABLE."""
     table = names.relation(node.relation, plan)
     word = names.object_word(node.objtype)
@@ -120,8 +142,11 @@ def classify_alter_table(node: ast.AlterTableStmt, plan: PlanState, out: Result)
                     f"{names.q(cmd.name or '')}", TABLE_REWRITE)
         elif sub == AT.AT_SetExpression:
             out.add(f"alter column {names.qcol(col)} set expression", TABLE_REWRITE)
-        elif sub not in _HARMLESS_SUBCOMMANDS:
+        elif sub in _SQUAWK_JUDGED:
             understood = False
+        elif sub not in _HARMLESS_SUBCOMMANDS:
+            what = sub.name.removeprefix("AT_")
+            out.add(f"alter {word} {names.qname(table)} {what}: {names.label(sql)}", UNVERIFIED)
     if understood:
         out.decided |= ALL_KINDS
     else:

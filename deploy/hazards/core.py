@@ -90,7 +90,7 @@ def _classify_statement(p: ParsedStatement, index: int, plan: PlanState, out: Re
     if isinstance(node, ast.DropStmt):
         classify_drop(node, index, plan, out)
     elif isinstance(node, ast.AlterTableStmt):
-        classify_alter_table(node, plan, out)
+        classify_alter_table(node, p.statement.sql, plan, out)
     elif isinstance(node, ast.RenameStmt):
         classify_rename(node, plan, out)
     elif isinstance(node, ast.AlterObjectSchemaStmt):
