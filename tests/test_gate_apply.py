@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 from conftest import Databases, run_invoke
-from test_apply import head, history, live_fingerprint
+from test_apply import add_plan, head, history, live_fingerprint
 
 from deploy import urls
 from deploy.applier import apply_plans
@@ -299,3 +299,36 @@ def test_check_refuses_a_plan_that_changes_the_session_and_asks_for_unverified_a
     assert done.returncode == 4, done.stdout + done.stderr
     assert "1 unapproved hazard(s)" in done.stdout
     assert "UNVERIFIED update \"public\".\"users\": UPDATE public.users SET xp = 0" in done.stdout
+
+
+RESUMED_PLAN = """\
+set check_function_bodies = off;
+CREATE FUNCTION public.deck_total() RETURNS bigint LANGUAGE sql
+    AS $$ SELECT count(*) FROM public.deck_totals $$;
+CREATE INDEX CONCURRENTLY ix_flashcards_gate ON public.flashcards (hint);
+CREATE FUNCTION public.deck_total2() RETURNS bigint LANGUAGE sql
+    AS $$ SELECT count(*) FROM public.deck_totals $$;
+ALTER TABLE public.decks ADD COLUMN resumed text;
+CREATE TABLE public.deck_totals (n int);
+"""
+
+
+def test_apply_resumes_a_plan_with_the_settings_its_first_steps_made(
+    pg: Databases, project: Path
+) -> None:
+    url = pg.new("resume_apply")
+    apply_plans(load_config(project), target=url)
+    add_plan(project, pg, RESUMED_PLAN, "resumed settings")
+    holder = _hold_lock(url)
+    try:  # steps 1 and 2 commit, step 3 cannot get its lock: the run stops part-way
+        with pytest.raises(DeployError) as caught:
+            apply_plans(load_config(project), target=url, lock_timeout="200ms", retries=1)
+        assert "resumes at step 3" in caught.value.message
+    finally:
+        holder.close()
+    # A new run, a new session: before, check_function_bodies was back on and step 3
+    # failed on every re-run ("relation public.deck_totals does not exist").
+    done = run_invoke(project, "apply", "--target", url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert live_fingerprint(project, url) == head(project)
+    assert history(pg, url)[-1]["status"] == "applied"
