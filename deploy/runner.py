@@ -61,8 +61,8 @@ def plan_steps(body: str, filename: str = "plan") -> list[Step]:
             raise DeployError(
                 f"{filename}:{statement.line}: a plan must not change the session's settings "
                 f"for the statements and plans after it: {refused}. apply runs every plan with "
-                "search_path, lock_timeout, statement_timeout and the role pinned; SET LOCAL "
-                "(other than search_path and role) is fine inside the plan's transaction.",
+                "search_path, lock_timeout, statement_timeout and the role pinned; SET LOCAL of "
+                "other settings is fine inside the plan's transaction.",
                 line=statement.line,
             )
         boundary = transaction_boundary(statement)
