@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import psycopg2
 
-from deploy import history, position, snapshot, urls
+from deploy import history, position, session, snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.errors import ERROR, UNAPPROVED_HAZARD, DeployError
@@ -33,7 +33,7 @@ from deploy.fingerprint import (
     fingerprint,
     format_differences,
 )
-from deploy.hazards import classify, unapproved
+from deploy.hazards import review
 from deploy.plans import Plan, PlanGraph, load_chain, short
 from deploy.runner import READ_ONLY, Step, plan_steps, run_steps
 from deploy.statements import (
@@ -77,13 +77,13 @@ def check_approvals(plans: list[Plan]) -> None:
     missing = []
     for plan in plans:
         try:
-            hazards = classify(plan.body)
+            verdict = review(plan.body, plan.approvals)  # the same decision `check` makes
         except StatementError as exc:
             raise DeployError(
                 f"{plan.filename}: {exc}. Fix the SQL (PostgreSQL could not parse it) and run "
                 "again."
             ) from None
-        for hazard in unapproved(hazards, list(plan.approvals)):
+        for hazard in verdict.missing:
             missing.append(f"{plan.filename}:{hazard.line}: {hazard.text}")
     if missing:
         raise DeployError(
@@ -133,6 +133,8 @@ def apply_plans(
         _set(conn, "statement_timeout", statement_timeout or config.statement_timeout)
         # A client killed mid-statement must not keep its locks for the rest of that statement.
         _set(conn, "client_connection_check_interval", "1s", optional=True)
+        # What every step of every plan starts from, whatever an earlier plan did.
+        run.pinned = session.capture(conn)
         if not dry_run:
             _refuse_read_only(conn, where)
             _take_lock(conn, lock_wait, progress)
@@ -191,6 +193,7 @@ class _Run:
     retries: int
     progress: Progress
     current_row: int | None = None  # history row of the plan being applied
+    pinned: dict[str, str] = field(default_factory=dict)
 
     @property
     def schema(self) -> str:
@@ -339,7 +342,7 @@ class _Run:
             try:
                 # steps[: index + 1] with start=index runs exactly this step.
                 run_steps(conn, steps[: index + 1], filename=plan.filename, start=index,
-                          before_commit=before_commit)
+                          before_commit=before_commit, pinned=self.pinned or None)
                 return
             except psycopg2.errors.LockNotAvailable:
                 blockers = blocking_sessions(conn, plan)

@@ -27,7 +27,7 @@ from deploy.fingerprint import (
     fingerprint,
     format_differences,
 )
-from deploy.hazards import Hazard, classify, unapproved
+from deploy.hazards import Hazard, classify, review
 from deploy.planner import connected, describe_url, replay
 from deploy.plans import Plan, PlanGraph, build_graph, parse_plan, short
 from deploy.scratch import ScratchServer, open_scratch
@@ -276,7 +276,7 @@ def _hazard_findings(
         name = relative(config, plan.path)
         try:
             # Plan.body keeps the header's lines blank, so hazard lines are lines of the file.
-            hazards = classify(plan.body)
+            verdict = review(plan.body, plan.approvals)  # the same decision `apply` makes
         except StatementError as exc:
             unparseable.add(plan.path)
             message = (f"{name}:{exc.line}: PostgreSQL cannot parse the plan ({exc.reason}). Fix "
@@ -286,28 +286,24 @@ def _hazard_findings(
             result.add(Finding(errors.ERROR, "damaged", "Plan SQL does not parse", message,
                                file=name, line=exc.line))
             continue
-        approvals = {a.text.strip(): a for a in plan.approvals}
-        missing = set(unapproved(hazards, plan.approvals))
-        for hazard in hazards:
-            approval = approvals.get(hazard.text.strip())
+        for hazard, approval in verdict.hazards:
             checks[plan.path].hazards.append(HazardCheck(
-                hazard.kind, hazard.text, hazard.line, hazard not in missing,
+                hazard.kind, hazard.text, hazard.line, approval is not None,
                 approval.reason if approval else None,
             ))
-            if hazard in missing:
+            if approval is None:
                 result.add(Finding(
                     errors.UNAPPROVED_HAZARD, "hazard", f"Unapproved hazard: {hazard.kind}",
                     f"{hazard.text} is not approved. If it is intended, a reviewer adds this "
                     f"line to the plan's header:\n-- approve: {hazard.text} -- <reason>",
                     file=name, line=hazard.line,
                 ))
-        found = {h.text.strip() for h in hazards}
-        for approval in plan.approvals:
-            if approval.text.strip() not in found:
-                result.notes.append(
-                    f"{name}:{approval.line}: this approval matches no hazard in the plan's SQL "
-                    "(the statement may have been edited); remove it or fix its text."
-                )
+        found = {h.text.strip() for h, _ in verdict.hazards}
+        for approval in verdict.unused:
+            result.notes.append(
+                f"{name}:{approval.line}: this approval matches no hazard in the plan's SQL "
+                "(the statement may have been edited); remove it or fix its text."
+            )
         for text in plan.hazards:
             if text.strip() not in found:
                 result.notes.append(

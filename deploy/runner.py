@@ -3,22 +3,26 @@
 Consecutive statements that may run in a transaction form one step; a statement that
 may not (CREATE INDEX CONCURRENTLY, …) is a step of its own, run in autocommit. A plan
 made only of transactional statements is a single step, so it is all-or-nothing.
+
+Every step starts from the pinned session state (deploy.session): settings a plan or a
+crashed run left behind never reach the next step or plan, and a resumed plan gets back the
+settings its earlier steps made.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import psycopg2
 
-from deploy import resumable
+from deploy import resumable, session
 from deploy.errors import DeployError
 from deploy.statements import (
     Statement,
     StatementError,
-    split,
+    parse,
     transaction_boundary,
 )
 
@@ -29,19 +33,23 @@ class Step:
 
     statements: tuple[Statement, ...]
     transactional: bool
+    # The plan's own session settings (session.PLAN_SETTINGS) made by earlier steps: run
+    # again before this step, so a resumed plan runs with them too.
+    replay: tuple[str, ...] = ()
 
 
 def plan_steps(body: str, filename: str = "plan") -> list[Step]:
-    """Split plan SQL into steps. A syntax error, a body with no statement, or a statement
-    that would end the plan's transaction (BEGIN, COMMIT, …), is a DeployError naming file
-    and line."""
+    """Split plan SQL into steps. A syntax error, a body with no statement, a statement that
+    would end the plan's transaction (BEGIN, COMMIT, …), one that would change the session for
+    the statements and plans after it (RESET ALL, SET ROLE, …) or a non-transactional one that
+    cannot resume is a DeployError naming file and line."""
     try:
-        statements = split(body)
+        parsed = parse(body)
     except StatementError as exc:
         raise DeployError(
             f"{filename}: {exc}. Fix the SQL (PostgreSQL could not parse it) and run again."
         ) from None
-    if not statements:
+    if not parsed:
         # An empty plan would "apply" without doing anything while claiming a new fingerprint.
         raise DeployError(
             f"{filename} has no SQL statements (it is empty, or only comments). "
@@ -50,7 +58,19 @@ def plan_steps(body: str, filename: str = "plan") -> list[Step]:
         )
     steps: list[Step] = []
     pending: list[Statement] = []
-    for statement in statements:
+    settings: list[str] = []  # PLAN_SETTINGS statements of the steps so far
+    replay: tuple[str, ...] = ()
+    for item in parsed:
+        statement = item.statement
+        refused = session.refusal(item.node)
+        if refused:
+            raise DeployError(
+                f"{filename}:{statement.line}: a plan must not change the session's settings "
+                f"for the statements and plans after it: {refused}. apply runs every plan with "
+                "search_path, lock_timeout, statement_timeout and the role pinned; SET LOCAL of "
+                "other settings is fine inside the plan's transaction.",
+                line=statement.line,
+            )
         boundary = transaction_boundary(statement)
         if boundary:
             # A COMMIT would end the plan's transaction half-way: what ran before it stays
@@ -63,20 +83,24 @@ def plan_steps(body: str, filename: str = "plan") -> list[Step]:
                 line=statement.line,
             )
         if statement.transactional:
+            if not pending:
+                replay = tuple(settings)
             pending.append(statement)
-            continue
-        refused = resumable.refusal(statement)
-        if refused:
-            raise DeployError(
-                f"{filename}:{statement.line}: {refused}. Change the plan and run again.",
-                line=statement.line,
-            )
-        if pending:
-            steps.append(Step(tuple(pending), True))
-            pending = []
-        steps.append(Step((statement,), False))
+        else:
+            refused = resumable.refusal(statement)
+            if refused:
+                raise DeployError(
+                    f"{filename}:{statement.line}: {refused}. Change the plan and run again.",
+                    line=statement.line,
+                )
+            if pending:
+                steps.append(Step(tuple(pending), True, replay))
+                pending = []
+            steps.append(Step((statement,), False, tuple(settings)))
+        if session.plan_setting(item.node):
+            settings.append(statement.sql)
     if pending:
-        steps.append(Step(tuple(pending), True))
+        steps.append(Step(tuple(pending), True, replay))
     return steps
 
 
@@ -93,18 +117,23 @@ def run_steps(
     start: int = 0,
     before_commit: BeforeCommit | None = None,
     after_statement: Callable[[Statement], None] | None = None,
+    pinned: Mapping[str, str] | None = None,
 ) -> None:
-    """Run steps[start:] on `conn`, committing after each step.
+    """Run steps[start:] on `conn`, committing after each step, each from the pinned
+    session state (`pinned` from session.capture(); by default, the state at the call).
 
     A failing statement rolls its step back and raises DeployError naming the file, line
     and PostgreSQL's message; psycopg2 errors from `before_commit` propagate unchanged.
     """
+    if pinned is None:
+        pinned = session.capture(conn)
     for index in range(start, len(steps)):
         step = steps[index]
         if step.transactional:
             conn.autocommit = False
             try:
                 with conn.cursor() as cur:
+                    session.pin(cur, pinned, step.replay)
                     for statement in step.statements:
                         _execute(cur, statement, filename)
                         if after_statement:
@@ -119,6 +148,7 @@ def run_steps(
             statement = step.statements[0]
             conn.autocommit = True
             with conn.cursor() as cur:
+                session.pin(cur, pinned, step.replay)
                 if resumable.prepare(cur, statement):  # a re-run after a crash must not fail
                     _execute(cur, statement, filename)
                 if after_statement:
