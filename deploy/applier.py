@@ -88,9 +88,21 @@ class Resume:
 
 
 
-def drift_error(config: Config, graph: PlanGraph, live: Description, where: str) -> DeployError:
-    """The drift refusal: what differs from the head (when known) and how to repair."""
+def drift_error(
+    config: Config, graph: PlanGraph, live: Description, where: str, major: int | None = None
+) -> DeployError:
+    """The drift refusal: what differs from the head (when known) and how to repair.
+
+    With the target's `major`, a server version the plans were never verified on is named
+    as a possible cause (a difference in how that version prints the same schema).
+    """
     live_fp = fingerprint(live)
+    verified = sorted({plan.postgres for plan in graph.chain})
+    versions = "" if major is None or major in verified else (
+        f" The plans were verified on PostgreSQL {', '.join(map(str, verified))} and {where} "
+        f"runs PostgreSQL {major}: if the objects below differ only in how {major} prints them, "
+        f"it is not a change to the schema; `invoke check` with [tool.deploy] postgres = {major} "
+        "shows whether the plans land on that version.")
     differences = snapshot.head_differences(config, graph.head, live)
     details = "" if differences is None else (
         "Objects that differ from the head of the plans (- head, + live):\n"
@@ -100,7 +112,8 @@ def drift_error(config: Config, graph: PlanGraph, live: Description, where: str)
         f"Drift: the schema of {where} ({short(live_fp)}) matches no state of the reviewed plans "
         f"(head is {short(graph.head)}), so nothing was applied. Someone changed it outside the "
         "plans. To repair, run `invoke plan --target <its URL>` to see the SQL that takes it to "
-        "the models, then either undo the manual change or bring it into the models and plans.",
+        "the models, then either undo the manual change or bring it into the models and plans."
+        + versions,
         exit_code=DRIFT,
         details=details,
     )
@@ -212,7 +225,8 @@ class _Run:
         if path is None:
             resume = find_resumable(conn, self.config, graph, live)
             if resume is None:
-                raise drift_error(self.config, graph, live, self.where)
+                raise drift_error(self.config, graph, live, self.where,
+                                  target_db.server_major(conn))
             path = [resume.plan, *(graph.path(resume.plan.to_fingerprint) or [])]
             self.progress(
                 f"{resume.plan.filename} was stopped part-way by an earlier run; resuming at "
@@ -380,10 +394,23 @@ class _Run:
         else:
             undone = ("and apply stops here: its steps ran outside a transaction and stay "
                       "(see `invoke status`)")
+        major = target_db.server_major(view)
+        if plan.postgres and plan.postgres != major:
+            # Not a hand edit: the same SQL gave another result on another server version.
+            cause = (
+                f"The plan was verified on PostgreSQL {plan.postgres} and {self.where} runs "
+                f"PostgreSQL {major}; the objects below came out differently on {major}. Run "
+                f"`invoke check` with [tool.deploy] postgres = {major} to see it on a scratch "
+                f"server of that version, and regenerate the plan there if {major} needs other "
+                "SQL (or report the difference if it is only how the server prints the same "
+                "object)."
+            )
+        else:
+            cause = ("The file was probably edited after it was generated: run `invoke check` "
+                     "to see, and restore or regenerate it.")
         raise DeployError(
             f"{plan.filename} ran, but the schema it produced ({short(after_fp)}) is not the "
-            f"plan's 'to' ({short(plan.to_fingerprint)}), {undone}. The file was probably edited "
-            "after it was generated: run `invoke check` to see, and restore or regenerate it.",
+            f"plan's 'to' ({short(plan.to_fingerprint)}), {undone}. {cause}",
             exit_code=ERROR,
             details=title + "\n" + format_differences(differences, 40),
         )

@@ -17,6 +17,20 @@ from deploy.scratch import LocalServer
 
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_MAJOR = 15
+ALL_MAJORS = (14, 15, 16, 17, 18)
+
+
+def matrix_majors() -> list[int]:
+    """Majors the version matrix runs on: $DEPLOY_TEST_MAJORS ("14,16"), else those installed.
+
+    A major named in the variable but not installed fails its tests (CI must not skip them).
+    """
+    from deploy.scratch import find_local_binaries
+
+    listed = os.environ.get("DEPLOY_TEST_MAJORS", "").replace(",", " ").split()
+    if listed:
+        return [int(m) for m in listed]
+    return [m for m in ALL_MAJORS if find_local_binaries(m) is not None]
 
 
 class Databases:
@@ -56,6 +70,19 @@ class Databases:
 def pg() -> Iterator[Databases]:
     """A real PostgreSQL 15 started for the test session (local binaries, no Docker)."""
     server = LocalServer(POSTGRES_MAJOR)
+    try:
+        yield Databases(server)
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session", params=matrix_majors(), ids=lambda m: f"pg{m}")
+def pg_major(request: pytest.FixtureRequest) -> Iterator[Databases]:
+    """A real server of each major in the matrix (15 is the session's `pg`)."""
+    if request.param == POSTGRES_MAJOR:
+        yield request.getfixturevalue("pg")
+        return
+    server = LocalServer(request.param)
     try:
         yield Databases(server)
     finally:
