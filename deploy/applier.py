@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import psycopg2
 from pglast import ast, enums
 
-from deploy import history, snapshot, urls
+from deploy import alembic, history, snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.errors import DRIFT, ERROR, UNAPPROVED_HAZARD, DeployError
@@ -162,7 +162,7 @@ def apply_plans(
     """
     # Plans first: a damaged file must fail before anything touches the database.
     graph = load_chain(config.plans_dir, required=True)
-    url = target_db.resolve_target(target)
+    url = target_db.resolve_apply_target(target, progress)
     where = urls.describe(url)
     run = _Run(
         config=config,
@@ -179,9 +179,16 @@ def apply_plans(
         _set(conn, "statement_timeout", statement_timeout or config.statement_timeout)
         # A client killed mid-statement must not keep its locks for the rest of that statement.
         _set(conn, "client_connection_check_interval", "1s", optional=True)
+        if target_db.transaction_pooled(conn, url):
+            if not dry_run:
+                raise target_db.pooled_error(url)
+            progress(f"warning: {target_db.pooled_error(url).message}")
         if not dry_run:
             _take_lock(conn, lock_wait, progress)
-        return run.apply(conn, dry_run)
+        result = run.apply(conn, dry_run)
+        if config.alembic_stamp and not dry_run:
+            alembic.stamp(conn, config.alembic_stamp, progress)
+        return result
     except psycopg2.Error as exc:
         raise DeployError(
             f"The database connection to {where} failed during apply: "
