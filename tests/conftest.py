@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -90,9 +91,16 @@ def pg_major(request: pytest.FixtureRequest) -> Iterator[Databases]:
 
 
 def copy_project(target: Path, with_plans: bool = True) -> Path:
-    """Copy pyproject.toml and schema/ into `target`; optionally without plans and snapshot."""
+    """Copy pyproject.toml (postgres = the suite's major) and schema/ into `target`.
+
+    Optionally without plans and snapshot.
+    """
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "pyproject.toml", target / "pyproject.toml")
+    # The copy plans on the suite's own major (the repository's may be another: Railway's
+    # default); tests/test_majors.py runs the project on every major.
+    config = (REPO / "pyproject.toml").read_text()
+    (target / "pyproject.toml").write_text(
+        re.sub(r"(?m)^postgres = \d+", f"postgres = {POSTGRES_MAJOR}", config))
     shutil.copytree(REPO / "schema", target / "schema",
                     ignore=shutil.ignore_patterns("__pycache__"))
     if not with_plans:

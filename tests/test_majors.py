@@ -138,7 +138,7 @@ def _describe_built(pg: Databases, sql: str) -> dict[str, str]:
 def with_major(project: Path, major: int) -> Path:
     """Set the project's `[tool.deploy] postgres` to `major`."""
     path = project / "pyproject.toml"
-    text, count = re.subn(r"(?m)^postgres = \d+$", f"postgres = {major}", path.read_text())
+    text, count = re.subn(r"(?m)^postgres = \d+", f"postgres = {major}", path.read_text())
     assert count == 1
     path.write_text(text)
     return project
