@@ -23,20 +23,24 @@ _PERMANENT = (
     "sslmode value",
 )
 
+# Railway sets this next to a pooled DATABASE_URL when connection pooling is on.
+UNPOOLED_VARIABLE = "DATABASE_UNPOOLED_URL"
+
 
 def resolve_target(explicit: str | None) -> str:
-    """The target URL: `--target`, else DATABASE_URL; a clear error when neither is set."""
-    raw = explicit or os.environ.get("DATABASE_URL")
+    """The target URL: `--target`, else DATABASE_UNPOOLED_URL, else DATABASE_URL.
+
+    The direct URL wins when Railway's pooling sets it: a transaction pooler may reject
+    the session options the tool connects with, and holds no session. A clear error when
+    none is set.
+    """
+    raw = explicit or os.environ.get(UNPOOLED_VARIABLE) or os.environ.get("DATABASE_URL")
     if not raw:
         raise DeployError(
             "No target database: pass --target postgresql://USER:PASSWORD@HOST:PORT/DBNAME or set "
             "DATABASE_URL (on Railway it is set for you; from a laptop use DATABASE_PUBLIC_URL)."
         )
     return urls.parse_url(raw)
-
-
-# Railway sets this next to a pooled DATABASE_URL when connection pooling is on.
-UNPOOLED_VARIABLE = "DATABASE_UNPOOLED_URL"
 
 
 def resolve_apply_target(explicit: str | None, progress: Callable[[str], None]) -> str:

@@ -128,7 +128,9 @@ def run_invoke(
 ) -> subprocess.CompletedProcess[str]:
     """Run `invoke ARGS` as a user would, in `cwd`, with this repo's tasks.py."""
     full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
-    full_env.pop("DATABASE_URL", None) if env is None or "DATABASE_URL" not in env else None
+    for variable in ("DATABASE_URL", "DATABASE_UNPOOLED_URL"):  # only what the test sets
+        if env is None or variable not in env:
+            full_env.pop(variable, None)
     command = [sys.executable, "-m", "invoke", "--search-root", str(REPO), *args]
     return subprocess.run(
         command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout

@@ -121,6 +121,9 @@ def test_apply_prefers_database_unpooled_url_and_says_so(bouncer, pg, project):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "using DATABASE_UNPOOLED_URL" in result.stderr
     assert pg.query(direct, "SELECT to_regclass('public.users') IS NOT NULL")[0][0]
+    status = run_invoke(project, "status", "--format", "json", env=env)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert json.loads(status.stdout)["state"] == "head"
 
 
 def test_pooler_probe_has_no_false_positive_on_a_direct_connection(pg):
