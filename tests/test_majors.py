@@ -291,6 +291,20 @@ def test_plan_that_lands_elsewhere_on_another_major_says_so(pg, project):
     assert "public.users" in out and "edited" not in out
 
 
+def test_drift_on_another_major_names_the_versions(pg_major, project):
+    major = pg_major.server.major
+    if major == POSTGRES_MAJOR:
+        pytest.skip("plans verified on this major: plain drift (test_apply)")
+    url = pg_major.new("drift")
+    assert run_invoke(project, "apply", "--target", url).returncode == 0
+    pg_major.execute(url, "ALTER TABLE users ADD COLUMN nickname text")
+    result = run_invoke(project, "apply", "--target", url)
+    assert result.returncode == 4, result.stdout + result.stderr
+    out = " ".join((result.stdout + result.stderr).split())
+    assert f"verified on PostgreSQL {POSTGRES_MAJOR}" in out and f"runs PostgreSQL {major}" in out
+    assert "nickname" in out
+
+
 # --- binaries of any major ------------------------------------------------------------------
 
 
