@@ -85,7 +85,9 @@ _QUERIES: dict[str, str] = {
                  'type=' || format_type(a.atttypid, a.atttypmod),
                  CASE WHEN a.attnotnull THEN 'not-null' END,
                  CASE WHEN a.attidentity <> '' THEN 'identity=' || a.attidentity::text END,
-                 CASE WHEN a.attgenerated <> '' THEN
+                 CASE WHEN a.attgenerated = 'v' THEN  -- PostgreSQL 18: computed on read
+                   'generated-virtual=' || pg_get_expr(ad.adbin, ad.adrelid)
+                   WHEN a.attgenerated <> '' THEN
                    'generated=' || pg_get_expr(ad.adbin, ad.adrelid)
                    WHEN ad.adbin IS NOT NULL THEN 'default=' || pg_get_expr(ad.adbin, ad.adrelid)
                  END,
