@@ -110,6 +110,9 @@ def test_apply_refuses_a_transaction_pooled_url_and_names_the_variable(bouncer, 
     assert "transaction-mode connection pooler" in out and "DATABASE_UNPOOLED_URL" in out, out
     assert "Traceback" not in out
     assert pg.query(direct, "SELECT to_regclass('public.users')")[0][0] is None  # untouched
+    preview = run_invoke(project, "apply", "--dry-run", env={"DATABASE_URL": bouncer.url(direct)})
+    assert preview.returncode == 0, preview.stdout + preview.stderr  # reads only: a warning
+    assert "warning:" in preview.stderr and "DATABASE_UNPOOLED_URL" in preview.stderr
 
 
 def test_apply_prefers_database_unpooled_url_and_says_so(bouncer, pg, project):
