@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import psycopg2
 
-from deploy import history, position, session, snapshot, urls
+from deploy import alembic, history, position, session, snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.errors import ERROR, UNAPPROVED_HAZARD, DeployError
@@ -115,7 +115,7 @@ def apply_plans(
     """
     # Plans first: a damaged file must fail before anything touches the database.
     graph = load_chain(config.plans_dir, required=True)
-    url = target_db.resolve_target(target)
+    url = target_db.resolve_apply_target(target, progress)
     where = urls.describe(url)
     run = _Run(
         config=config,
@@ -133,12 +133,19 @@ def apply_plans(
         _set(conn, "statement_timeout", statement_timeout or config.statement_timeout)
         # A client killed mid-statement must not keep its locks for the rest of that statement.
         _set(conn, "client_connection_check_interval", "1s", optional=True)
+        if target_db.transaction_pooled(conn, url):
+            if not dry_run:
+                raise target_db.pooled_error(url)
+            progress(f"warning: {target_db.pooled_error(url).message}")
         # What every step of every plan starts from, whatever an earlier plan did.
         run.pinned = session.capture(conn)
         if not dry_run:
             _refuse_read_only(conn, where)
             _take_lock(conn, lock_wait, progress)
-        return run.apply(conn, dry_run)
+        result = run.apply(conn, dry_run)
+        if config.alembic_stamp and not dry_run:
+            alembic.stamp(conn, config.alembic_stamp, progress)
+        return result
     except psycopg2.Error as exc:
         message = urls.mask(str(exc).strip()) or type(exc).__name__
         if run.current_row is not None:
@@ -213,7 +220,8 @@ class _Run:
             self.progress("no plans yet: nothing to apply")
             return result
         if where_now.state == position.DRIFTED:
-            raise position.drift_error(self.config, graph, where_now, self.where)
+            raise position.drift_error(self.config, graph, where_now, self.where,
+                                      target_db.server_major(conn))
         path, resume = where_now.path, where_now.resume
         if resume is not None:
             self.progress(
@@ -393,10 +401,23 @@ class _Run:
         else:
             undone = ("and apply stops here: its steps ran outside a transaction and stay "
                       "(see `invoke status`)")
+        major = target_db.server_major(view)
+        if plan.postgres and plan.postgres != major:
+            # Not a hand edit: the same SQL gave another result on another server version.
+            cause = (
+                f"The plan was verified on PostgreSQL {plan.postgres} and {self.where} runs "
+                f"PostgreSQL {major}; the objects below came out differently on {major}. Run "
+                f"`invoke check` with [tool.deploy] postgres = {major} to see it on a scratch "
+                f"server of that version, and regenerate the plan there if {major} needs other "
+                "SQL (or report the difference if it is only how the server prints the same "
+                "object)."
+            )
+        else:
+            cause = ("The file was probably edited after it was generated: run `invoke check` "
+                     "to see, and restore or regenerate it.")
         raise DeployError(
             f"{plan.filename} ran, but the schema it produced ({short(after_fp)}) is not the "
-            f"plan's 'to' ({short(plan.to_fingerprint)}), {undone}. The file was probably edited "
-            "after it was generated: run `invoke check` to see, and restore or regenerate it.",
+            f"plan's 'to' ({short(plan.to_fingerprint)}), {undone}. {cause}",
             exit_code=ERROR,
             details=title + "\n" + format_differences(differences, 40),
         )

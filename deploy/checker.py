@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from deploy import desired as desired_state
-from deploy import errors, position, snapshot, urls
+from deploy import errors, position, railway, snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.differ import diff
@@ -55,7 +55,7 @@ class Finding:
 
     severity: int
     kind: str  # damaged | replay | fork | roots | orphan | models | drift | snapshot | target
-    #            | target-drift | hazard
+    #            | target-drift | hazard | railway
     title: str  # a few words, for annotation titles and table rows
     message: str  # one paragraph that says what is wrong and what to do
     file: str | None = None  # relative to the project root, with '/' separators
@@ -162,6 +162,9 @@ def run_check(
     position = {checks[p.path].file: i for i, p in enumerate(graph.chain)}
     result.plans.sort(key=lambda c: (position.get(c.file, len(position)), c.file))
     _graph_findings(config, graph, checks, result, unreadable)
+    for problem in railway.check_project(config.root):  # one pre-deploy command, or none
+        result.add(Finding(errors.ERROR, "railway", "Railway pre-deploy command", problem,
+                           file=railway.CONFIG_FILE))
     progress("classifying the hazards of every plan")
     unparseable = _hazard_findings(config, plans, checks, result)
 

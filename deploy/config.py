@@ -16,6 +16,7 @@ HISTORY_SCHEMA = "schema_deploy"
 _KNOWN_KEYS = {
     "metadata", "extensions", "sql", "plans", "snapshot", "postgres", "exclude",
     "scratch", "docker_image", "lock_timeout", "statement_timeout", "history_schema",
+    "alembic_stamp",
 }
 
 
@@ -36,11 +37,15 @@ class Config:
     lock_timeout: str = "5s"
     statement_timeout: str = "15min"
     history_schema: str = HISTORY_SCHEMA
+    alembic_stamp: str | None = None  # revision apply keeps in alembic_version (opt-in)
 
     @property
     def exclusions(self) -> Exclusions:
         """What fingerprints and diffs ignore: the history schema and the `exclude` tables."""
-        return Exclusions(schemas=(self.history_schema,), tables=self.exclude)
+        tables = self.exclude
+        if self.alembic_stamp and "alembic_version" not in tables:
+            tables = (*tables, "alembic_version")  # apply writes it: never schema drift
+        return Exclusions(schemas=(self.history_schema,), tables=tables)
 
 
 def load_config(root: Path | str | None = None) -> Config:
@@ -94,6 +99,13 @@ def load_config(root: Path | str | None = None) -> Config:
     for key in ("sql", "plans", "snapshot", "extensions", "docker_image"):
         if key in table and not isinstance(table[key], str):
             raise DeployError(f"[tool.deploy] {key} in {path} must be a string.")
+    stamp = table.get("alembic_stamp")
+    if stamp is not None and (not isinstance(stamp, str) or not 0 < len(stamp) <= 32):
+        raise DeployError(
+            f"[tool.deploy] alembic_stamp = {stamp!r} in {path} must be the Alembic revision "
+            "your app expects in alembic_version (a string of 1-32 characters), for example "
+            'alembic_stamp = "4f2e1c0d9a7b".'
+        )
     return Config(
         root=base,
         metadata=metadata,
@@ -108,4 +120,5 @@ def load_config(root: Path | str | None = None) -> Config:
         lock_timeout=str(table.get("lock_timeout", "5s")),
         statement_timeout=str(table.get("statement_timeout", "15min")),
         history_schema=str(table.get("history_schema", HISTORY_SCHEMA)),
+        alembic_stamp=stamp,
     )

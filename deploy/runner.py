@@ -125,15 +125,21 @@ def run_steps(
     A failing statement rolls its step back and raises DeployError naming the file, line
     and PostgreSQL's message; psycopg2 errors from `before_commit` propagate unchanged.
     """
+    if start >= len(steps):
+        return
     if pinned is None:
-        pinned = session.capture(conn)
+        try:
+            pinned = session.capture(conn)
+        except psycopg2.Error as exc:
+            _raise_if_lost(exc, conn, filename, steps[start].statements[0])
+            raise
     for index in range(start, len(steps)):
         step = steps[index]
         if step.transactional:
             conn.autocommit = False
             try:
                 with conn.cursor() as cur:
-                    session.pin(cur, pinned, step.replay)
+                    _pin(cur, pinned, step, filename)
                     for statement in step.statements:
                         _execute(cur, statement, filename)
                         if after_statement:
@@ -148,7 +154,7 @@ def run_steps(
             statement = step.statements[0]
             conn.autocommit = True
             with conn.cursor() as cur:
-                session.pin(cur, pinned, step.replay)
+                _pin(cur, pinned, step, filename)
                 if resumable.prepare(cur, statement):  # a re-run after a crash must not fail
                     _execute(cur, statement, filename)
                 if after_statement:
@@ -164,6 +170,32 @@ def run_steps(
                     raise
 
 
+def _pin(cur: object, pinned: Mapping[str, str], step: Step, filename: str) -> None:
+    """Restore the pinned session state before a step; a lost connection is named as such."""
+    try:
+        session.pin(cur, pinned, step.replay)
+    except psycopg2.Error as exc:
+        _raise_if_lost(exc, getattr(cur, "connection", None), filename, step.statements[0])
+        raise
+
+
+def _raise_if_lost(exc: psycopg2.Error, conn: object, filename: str, statement: Statement) -> None:
+    """Raise ConnectionLost when `exc` means the session ended while `statement` was next."""
+    if not connection_lost(exc, conn):
+        return
+    message = (exc.pgerror or str(exc) or type(exc).__name__).strip().splitlines()[0]
+    raise ConnectionLost(
+        f"{filename}:{statement.line}: the connection to the database was lost while "
+        f"this statement ran ({message}). That is not a fault of the plan: the server "
+        "rolled back the open transaction (a statement outside a transaction may or may "
+        "not have finished). Run the command again once the database accepts "
+        "connections; apply starts from wherever the database now is.",
+        details=statement.sql,
+        pgcode=exc.pgcode,
+        line=statement.line,
+    ) from None
+
+
 def _execute(cur: object, statement: Statement, filename: str) -> None:
     try:
         cur.execute(statement.sql)  # type: ignore[attr-defined]
@@ -173,17 +205,7 @@ def _execute(cur: object, statement: Statement, filename: str) -> None:
         raise
     except psycopg2.Error as exc:
         message = (exc.pgerror or str(exc) or type(exc).__name__).strip().splitlines()[0]
-        if connection_lost(exc, getattr(cur, "connection", None)):
-            raise ConnectionLost(
-                f"{filename}:{statement.line}: the connection to the database was lost while "
-                f"this statement ran ({message}). That is not a fault of the plan: the server "
-                "rolled back the open transaction (a statement outside a transaction may or may "
-                "not have finished). Run the command again once the database accepts "
-                "connections; apply starts from wherever the database now is.",
-                details=statement.sql,
-                pgcode=exc.pgcode,
-                line=statement.line,
-            ) from None
+        _raise_if_lost(exc, getattr(cur, "connection", None), filename, statement)
         if exc.pgcode == READ_ONLY:
             raise StatementFailed(
                 f"{filename}:{statement.line}: the database is read-only ({message}), so the "
