@@ -16,6 +16,7 @@ HISTORY_SCHEMA = "schema_deploy"
 _KNOWN_KEYS = {
     "metadata", "extensions", "sql", "plans", "snapshot", "postgres", "exclude",
     "scratch", "docker_image", "lock_timeout", "statement_timeout", "history_schema",
+    "online",
 }
 
 
@@ -36,6 +37,7 @@ class Config:
     lock_timeout: str = "5s"
     statement_timeout: str = "15min"
     history_schema: str = HISTORY_SCHEMA
+    online: bool = True  # generate online-safe forms for existing tables (issue 11)
 
     @property
     def exclusions(self) -> Exclusions:
@@ -88,6 +90,12 @@ def load_config(root: Path | str | None = None) -> Config:
             f"[tool.deploy] metadata = {metadata!r} in {path} must be 'module:attribute', "
             'for example metadata = "schema:metadata".'
         )
+    online = table.get("online", True)
+    if not isinstance(online, bool):
+        raise DeployError(
+            f"[tool.deploy] online = {online!r} in {path} must be true or false (false: plans "
+            "use the plain, blocking forms for existing tables)."
+        )
     for key in ("sql", "plans", "snapshot", "extensions", "docker_image"):
         if key in table and not isinstance(table[key], str):
             raise DeployError(f"[tool.deploy] {key} in {path} must be a string.")
@@ -105,4 +113,5 @@ def load_config(root: Path | str | None = None) -> Config:
         lock_timeout=str(table.get("lock_timeout", "5s")),
         statement_timeout=str(table.get("statement_timeout", "15min")),
         history_schema=str(table.get("history_schema", HISTORY_SCHEMA)),
+        online=online,
     )

@@ -2,7 +2,10 @@
 
 Consecutive statements that may run in a transaction form one step; a statement that
 may not (CREATE INDEX CONCURRENTLY, …) is a step of its own, run in autocommit. A plan
-made only of transactional statements is a single step, so it is all-or-nothing.
+made only of transactional statements is a single step, so it is all-or-nothing. One
+exception keeps online-safe plans online: `VALIDATE CONSTRAINT` on a table the plan did not
+create runs in a transaction of its own, so the strong lock its `ADD … NOT VALID` took is
+released before the scan (see deploy/differ/repairs/online.py).
 """
 
 from __future__ import annotations
@@ -12,13 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg2
+from pglast import ast, enums
 from psycopg2 import sql as pgsql
 
 from deploy.errors import DeployError
 from deploy.statements import (
+    DEFAULT_SCHEMA,
     Statement,
     StatementError,
     is_concurrent_index_build,
+    parse,
     split,
     transaction_boundary,
 )
@@ -43,6 +49,7 @@ def plan_steps(body: str, filename: str = "plan") -> list[Step]:
         ) from None
     steps: list[Step] = []
     pending: list[Statement] = []
+    created = created_tables(statements)
     for statement in statements:
         boundary = transaction_boundary(statement)
         if boundary:
@@ -55,16 +62,47 @@ def plan_steps(body: str, filename: str = "plan") -> list[Step]:
                 "Remove the line and run again.",
                 line=statement.line,
             )
-        if statement.transactional:
+        alone = validates_existing_table(statement, created)
+        if statement.transactional and not alone:
             pending.append(statement)
             continue
         if pending:
             steps.append(Step(tuple(pending), True))
             pending = []
-        steps.append(Step((statement,), False))
+        steps.append(Step((statement,), statement.transactional))
     if pending:
         steps.append(Step(tuple(pending), True))
     return steps
+
+
+def created_tables(statements: list[Statement]) -> set[tuple[str, str]]:
+    """(schema, table) of every table the statements create."""
+    created = set()
+    for statement in statements:
+        node = _node(statement)
+        if isinstance(node, ast.CreateStmt) and node.relation is not None:
+            created.add((node.relation.schemaname or DEFAULT_SCHEMA, node.relation.relname))
+    return created
+
+
+def validates_existing_table(statement: Statement, created: set[tuple[str, str]]) -> bool:
+    """True for `ALTER TABLE … VALIDATE CONSTRAINT` on a table not in `created`: its scan
+    must not run under the locks of the statements before it, so it commits on its own."""
+    node = _node(statement)
+    if not isinstance(node, ast.AlterTableStmt) or node.relation is None or not node.cmds:
+        return False
+    if not all(
+        isinstance(cmd, ast.AlterTableCmd)
+        and cmd.subtype == enums.AlterTableType.AT_ValidateConstraint
+        for cmd in node.cmds
+    ):
+        return False
+    return (node.relation.schemaname or DEFAULT_SCHEMA, node.relation.relname) not in created
+
+
+def _node(statement: Statement) -> ast.Node | None:
+    parsed = parse(statement.sql)
+    return parsed[0].node if len(parsed) == 1 else None
 
 
 # Called inside a step's transaction, after its statements: (cursor, steps done so far).
