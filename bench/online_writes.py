@@ -31,7 +31,12 @@ from deploy import urls  # noqa: E402
 from deploy.applier import apply_plans  # noqa: E402
 from deploy.config import load_config  # noqa: E402
 from deploy.differ import diff  # noqa: E402
-from deploy.fingerprint import describe, fingerprint  # noqa: E402
+from deploy.fingerprint import (  # noqa: E402
+    NOTHING_EXCLUDED,
+    Exclusions,
+    describe,
+    fingerprint,
+)
 from deploy.hazards import classify  # noqa: E402
 from deploy.planner import connected  # noqa: E402
 from deploy.plans import new_plan_path, render_plan  # noqa: E402
@@ -128,10 +133,11 @@ class Writer(threading.Thread):
             self.conn.close()
 
 
-def _describe(url: URL) -> dict[str, str]:
+def describe_url(url: URL | str, exclusions: Exclusions = NOTHING_EXCLUDED) -> dict[str, str]:
+    """The canonical description of the database at `url`."""
     conn = psycopg2.connect(**urls.psycopg2_dsn(url))
     try:
-        return describe(conn)
+        return describe(conn, exclusions)
     finally:
         conn.close()
 
@@ -145,8 +151,9 @@ def _execute(url: URL, sql: str) -> None:
         conn.close()
 
 
-def _write_plan(plans: Path, number: int, name: str, from_fp: str, to_fp: str, body: str) -> None:
-    """A plan file with every hazard approved (the blocking forms have some, on purpose)."""
+def write_plan(plans: Path, number: int, name: str, from_fp: str, to_fp: str, body: str) -> None:
+    """Write plan number `number` into `plans`, every hazard approved (the blocking forms
+    have some, on purpose)."""
     hazards = classify(body)
     text = render_plan(name, from_fp, to_fp, 15, hazards, body)
     approvals = "".join(f"-- approve: {h.text} -- measured by bench/online_writes.py\n"
@@ -172,7 +179,7 @@ def measure(server: object, workdir: Path, *, online: bool, rows: int = 1_000_00
     )
     config = load_config(project)
     # The chain: empty -> BASE -> each change in turn, planned between data-less databases.
-    empty_fp = fingerprint(_describe(server.create_database(f"{tag}_empty")))  # type: ignore[attr-defined]
+    empty_fp = fingerprint(describe_url(server.create_database(f"{tag}_empty")))  # type: ignore[attr-defined]
     states = [BASE]
     for _, change in CHANGES:
         states.append(states[-1] + change + "\n")
@@ -181,8 +188,8 @@ def measure(server: object, workdir: Path, *, online: bool, rows: int = 1_000_00
         url = server.create_database(f"{tag}_s{number}")  # type: ignore[attr-defined]
         _execute(url, sql)
         state_urls.append(url)
-    fps = [fingerprint(_describe(u)) for u in state_urls]
-    _write_plan(plans, 0, "base", empty_fp, fps[0], BASE)
+    fps = [fingerprint(describe_url(u)) for u in state_urls]
+    write_plan(plans, 0, "base", empty_fp, fps[0], BASE)
 
     live = server.create_database(f"{tag}_live")  # type: ignore[attr-defined]
     _execute(live, BASE)
@@ -197,7 +204,7 @@ def measure(server: object, workdir: Path, *, online: bool, rows: int = 1_000_00
         for number, (name, _) in enumerate(CHANGES, start=1):
             with connected(state_urls[number - 1]) as a, connected(state_urls[number]) as b:
                 body = diff(a, b, online=online).sql
-            _write_plan(plans, number, name, fps[number - 1], fps[number], body)
+            write_plan(plans, number, name, fps[number - 1], fps[number], body)
             time.sleep(0.05)
             writer.reset()
             writer.measuring.set()

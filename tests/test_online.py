@@ -12,14 +12,15 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from bench.online_writes import measure
+from bench.online_writes import describe_url, measure, write_plan
 from deploy import urls
+from deploy.applier import apply_plans
 from deploy.config import load_config
 from deploy.differ import diff
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs import online
 from deploy.errors import DeployError
-from deploy.fingerprint import compare, describe
+from deploy.fingerprint import compare, describe, fingerprint
 from deploy.hazards import BLOCKS_WRITES, classify
 from deploy.planner import connected
 from deploy.plans import load_chain
@@ -86,6 +87,16 @@ def test_dropped_index_is_dropped_concurrently_and_proven(pg):
     assert not step.transactional
     assert prove(pg, BASE, statements, desired) == []
     assert classify(statements[0]) == []
+
+
+def test_changed_index_is_dropped_and_rebuilt_concurrently(pg):
+    desired = BASE.replace("ix_cards_note ON cards (note)", "ix_cards_note ON cards (note, n)")
+    statements = generate(pg, BASE, desired)
+    assert statements == [
+        'drop index concurrently if exists "public"."ix_cards_note";',
+        "CREATE INDEX CONCURRENTLY ix_cards_note ON public.cards USING btree (note, n);",
+    ]
+    assert prove(pg, BASE, statements, desired) == []
 
 
 def test_foreign_key_and_check_are_validated_in_a_transaction_of_their_own(pg):
@@ -310,3 +321,38 @@ def test_online_forms_on_a_million_rows_keep_writers_writing(pg, tmp_path: Path)
         assert form.max_wait < LOCK_TIMEOUT_S + SLACK_S, (
             f"{form.name}: a write waited {form.max_wait:.3f}s")
     assert all(split(f.sql) for f in results)
+
+
+def test_a_validate_that_fails_is_resumed_by_the_next_apply_once_the_data_is_fixed(
+    pg, tmp_path: Path
+):
+    """An online plan is several steps: a VALIDATE that finds bad rows leaves the committed
+    `NOT VALID` constraint in place (writers are already checked by it), and the next apply
+    resumes at the VALIDATE."""
+    desired = BASE.replace("parent_id int,", "parent_id int REFERENCES parent (id),")
+    base_url, desired_url, empty_url = pg.new("rb"), pg.new("rd"), pg.new("re")
+    pg.execute(base_url, BASE)
+    pg.execute(desired_url, desired)
+    fps = [fingerprint(describe_url(u)) for u in (empty_url, base_url, desired_url)]
+    project = tmp_path / "p"
+    (project / "plans").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[tool.deploy]\nmetadata = "unused:metadata"\nplans = "plans"\n')
+    config = load_config(project)
+    write_plan(config.plans_dir, 0, "base", fps[0], fps[1], BASE)
+    write_plan(config.plans_dir, 1, "fk", fps[1], fps[2],
+               "\n\n".join(generate(pg, BASE, desired)))
+
+    live = pg.new("live")
+    pg.execute(live, BASE + "INSERT INTO parent VALUES (1);"
+               "INSERT INTO cards VALUES (1, 1, 0, 1, 'a'), (2, 99, 0, 2, 'orphan');")
+    with pytest.raises(DeployError, match="violates foreign key constraint"):
+        apply_plans(config, target=live)
+    assert pg.query(live, "SELECT convalidated FROM pg_constraint "
+                          "WHERE conname = 'cards_parent_id_fkey'") == [(False,)]
+
+    pg.execute(live, "DELETE FROM cards WHERE id = 2")
+    result = apply_plans(config, target=live)
+    assert [(p.filename.endswith("_fk.sql"), p.resumed_at_step) for p in result.applied] == [
+        (True, 1)]
+    assert fingerprint(describe_url(live, config.exclusions)) == fps[2]
