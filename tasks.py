@@ -55,10 +55,14 @@ def _run(command: str, fmt: str, work: Callable[[Config, Output], int]) -> None:
         "target": "read-only: print the SQL that takes this live database to the models",
         "scratch": _SCRATCH_HELP,
         "sql_file": "use this hand-written SQL as the plan body; it is verified before saving",
+        "no_online": "plain (blocking) forms for existing tables: no CONCURRENTLY, NOT VALID, …",
         "format": _FORMAT_HELP,
     }
 )
-def plan(c, name="", check=False, target="", scratch="", sql_file="", format="text"):  # noqa: A002
+def plan(  # noqa: PLR0913
+    c, name="", check=False, target="", scratch="", sql_file="", no_online=False,
+    format="text",  # noqa: A002
+):
     """Preview and save the next schema change as a reviewed plan file."""
 
     def work(config: Config, out: Output) -> int:
@@ -72,6 +76,7 @@ def plan(c, name="", check=False, target="", scratch="", sql_file="", format="te
             check=check,
             target=target or None,
             sql_file=Path(sql_file) if sql_file else None,
+            online=False if no_online else None,
             progress=out.progress,
         )
         return show_plan(out, config, result)

@@ -478,7 +478,7 @@ def _drift(
     details = ""
     if base_url is not None:
         with connected(base_url) as base_conn, connected(desired_url) as desired_conn:
-            change = diff(base_conn, desired_conn, exclusions)
+            change = diff(base_conn, desired_conn, exclusions, online=config.online)
         result.drift_sql = change.sql
         result.drift_unexpressed = [str(d) for d in change.unexpressed]
         if change.sql:

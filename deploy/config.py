@@ -17,6 +17,7 @@ _KNOWN_KEYS = {
     "metadata", "extensions", "sql", "plans", "snapshot", "postgres", "exclude",
     "scratch", "docker_image", "lock_timeout", "statement_timeout", "history_schema",
     "alembic_stamp",
+    "online",
 }
 
 
@@ -38,6 +39,7 @@ class Config:
     statement_timeout: str = "15min"
     history_schema: str = HISTORY_SCHEMA
     alembic_stamp: str | None = None  # revision apply keeps in alembic_version (opt-in)
+    online: bool = True  # generate online-safe forms for existing tables (issue 11)
 
     @property
     def exclusions(self) -> Exclusions:
@@ -96,6 +98,12 @@ def load_config(root: Path | str | None = None) -> Config:
             f"[tool.deploy] metadata = {metadata!r} in {path} must be 'module:attribute', "
             'for example metadata = "schema:metadata".'
         )
+    online = table.get("online", True)
+    if not isinstance(online, bool):
+        raise DeployError(
+            f"[tool.deploy] online = {online!r} in {path} must be true or false (false: plans "
+            "use the plain, blocking forms for existing tables)."
+        )
     for key in ("sql", "plans", "snapshot", "extensions", "docker_image"):
         if key in table and not isinstance(table[key], str):
             raise DeployError(f"[tool.deploy] {key} in {path} must be a string.")
@@ -121,4 +129,5 @@ def load_config(root: Path | str | None = None) -> Config:
         statement_timeout=str(table.get("statement_timeout", "15min")),
         history_schema=str(table.get("history_schema", HISTORY_SCHEMA)),
         alembic_stamp=stamp,
+        online=online,
     )

@@ -151,18 +151,23 @@ def make_plan(
     check: bool = False,
     target: str | None = None,
     sql_file: Path | None = None,
+    online: bool | None = None,
     progress: Progress = lambda _msg: None,
 ) -> PlanResult:
     """Compute the next plan; write it (and the snapshot) unless `check` or `target` is given.
 
     With `target`, the live database at that URL is compared read-only with the models.
-    Never writes a plan that does not land exactly on the models' fingerprint.
+    Never writes a plan that does not land exactly on the models' fingerprint. `online`
+    (default: [tool.deploy] online) picks the non-blocking forms for existing tables.
     """
     exclusions = config.exclusions
+    online = config.online if online is None else online
     graph = load_chain(config.plans_dir)
     desired = desired_state.load_desired(config)
     if target is not None:
-        return _preview_target(config, graph, desired, target, scratch, exclusions, progress)
+        return _preview_target(
+            config, graph, desired, target, scratch, exclusions, progress, online=online
+        )
 
     with open_scratch(
         scratch or config.scratch, config.postgres, image=config.docker_image, progress=progress
@@ -206,8 +211,10 @@ def make_plan(
         else:
             progress("diffing the replayed plans against the models")
             with connected(base_url) as base_conn, connected(desired_url) as desired_conn:
-                first = diff(base_conn, desired_conn, exclusions)
-            body = converge(server, first, desired_url, desired_desc, exclusions, progress)
+                first = diff(base_conn, desired_conn, exclusions, online=online)
+            body = converge(
+                server, first, desired_url, desired_desc, exclusions, progress, online=online
+            )
 
         hazards = classify(body)
         result = PlanResult(
@@ -341,6 +348,8 @@ def converge(
     desired_desc: Description,
     exclusions: Exclusions,
     progress: Progress,
+    *,
+    online: bool = True,
 ) -> str:
     """Prove the diff on a copy of the base; add follow-up passes; refuse if it never lands."""
     if first.unexpressed:
@@ -355,7 +364,7 @@ def converge(
             return sql
         # Run the follow-up on a fresh copy: the proof database now holds the partial result.
         with connected(proof_url) as proof_conn, connected(desired_url) as desired_conn:
-            follow_up = diff(proof_conn, desired_conn, exclusions)
+            follow_up = diff(proof_conn, desired_conn, exclusions, online=online)
         server.drop_database("proof")
         proof_url = server.create_database("proof", template="base")
         if not follow_up.statements:
@@ -456,6 +465,8 @@ def _preview_target(
     scratch: str | None,
     exclusions: Exclusions,
     progress: Progress,
+    *,
+    online: bool = True,
 ) -> PlanResult:
     url = urls.parse_url(target)
     conn = target_db.connect(url, wait=10, read_only=True, progress=progress)
@@ -480,7 +491,7 @@ def _preview_target(
         engine = target_db.sqlalchemy_engine(url, read_only=True)
         try:
             with engine.connect() as live, connected(desired_url) as desired_conn:
-                change = diff(live, desired_conn, exclusions)
+                change = diff(live, desired_conn, exclusions, online=online)
         finally:
             engine.dispose()
     result.to_fingerprint = desired_fp

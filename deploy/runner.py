@@ -2,7 +2,10 @@
 
 Consecutive statements that may run in a transaction form one step; a statement that
 may not (CREATE INDEX CONCURRENTLY, …) is a step of its own, run in autocommit. A plan
-made only of transactional statements is a single step, so it is all-or-nothing.
+made only of transactional statements is a single step, so it is all-or-nothing. One
+exception keeps online-safe plans online: `VALIDATE CONSTRAINT` on a table the plan did not
+create runs in a transaction of its own, so the strong lock its `ADD … NOT VALID` took is
+released before the scan (see deploy/differ/repairs/online.py).
 
 Every step starts from the pinned session state (deploy.session): settings a plan or a
 crashed run left behind never reach the next step or plan, and a resumed plan gets back the
@@ -16,10 +19,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import psycopg2
+from pglast import ast, enums
 
 from deploy import resumable, session
 from deploy.errors import DeployError
 from deploy.statements import (
+    DEFAULT_SCHEMA,
     Statement,
     StatementError,
     parse,
@@ -60,6 +65,7 @@ def plan_steps(body: str, filename: str = "plan") -> list[Step]:
     pending: list[Statement] = []
     settings: list[str] = []  # PLAN_SETTINGS statements of the steps so far
     replay: tuple[str, ...] = ()
+    created = created_tables([item.statement for item in parsed])
     for item in parsed:
         statement = item.statement
         refused = session.refusal(item.node)
@@ -82,26 +88,58 @@ def plan_steps(body: str, filename: str = "plan") -> list[Step]:
                 "Remove the line and run again.",
                 line=statement.line,
             )
-        if statement.transactional:
+        alone = validates_existing_table(statement, created)
+        if statement.transactional and not alone:
             if not pending:
                 replay = tuple(settings)
             pending.append(statement)
         else:
-            refused = resumable.refusal(statement)
-            if refused:
-                raise DeployError(
-                    f"{filename}:{statement.line}: {refused}. Change the plan and run again.",
-                    line=statement.line,
-                )
+            if not statement.transactional:
+                refused = resumable.refusal(statement)
+                if refused:
+                    raise DeployError(
+                        f"{filename}:{statement.line}: {refused}. Change the plan and run again.",
+                        line=statement.line,
+                    )
             if pending:
                 steps.append(Step(tuple(pending), True, replay))
                 pending = []
-            steps.append(Step((statement,), False, tuple(settings)))
+            steps.append(Step((statement,), statement.transactional, tuple(settings)))
         if session.plan_setting(item.node):
             settings.append(statement.sql)
     if pending:
         steps.append(Step(tuple(pending), True, replay))
     return steps
+
+
+def created_tables(statements: list[Statement]) -> set[tuple[str, str]]:
+    """(schema, table) of every table the statements create."""
+    created = set()
+    for statement in statements:
+        node = _node(statement)
+        if isinstance(node, ast.CreateStmt) and node.relation is not None:
+            created.add((node.relation.schemaname or DEFAULT_SCHEMA, node.relation.relname))
+    return created
+
+
+def validates_existing_table(statement: Statement, created: set[tuple[str, str]]) -> bool:
+    """True for `ALTER TABLE … VALIDATE CONSTRAINT` on a table not in `created`: its scan
+    must not run under the locks of the statements before it, so it commits on its own."""
+    node = _node(statement)
+    if not isinstance(node, ast.AlterTableStmt) or node.relation is None or not node.cmds:
+        return False
+    if not all(
+        isinstance(cmd, ast.AlterTableCmd)
+        and cmd.subtype == enums.AlterTableType.AT_ValidateConstraint
+        for cmd in node.cmds
+    ):
+        return False
+    return (node.relation.schemaname or DEFAULT_SCHEMA, node.relation.relname) not in created
+
+
+def _node(statement: Statement) -> ast.Node | None:
+    parsed = parse(statement.sql)
+    return parsed[0].node if len(parsed) == 1 else None
 
 
 # Called inside a step's transaction, after its statements: (cursor, steps done so far).

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from deploy.differ.repairs import comments, sequences
+from deploy.differ.repairs import comments, online, sequences
 
-REPAIRS: tuple[ModuleType, ...] = (sequences, comments)
+REPAIRS: tuple[ModuleType, ...] = (
+    sequences,
+    online,
+    comments,
+)
