@@ -11,6 +11,18 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from deploy.differ.repairs import comments, sequences
+from deploy.differ.repairs import (
+    check_constraints,
+    comments,
+    enums,
+    new_sequences,
+    sequences,
+)
 
-REPAIRS: tuple[ModuleType, ...] = (sequences, comments)
+REPAIRS: tuple[ModuleType, ...] = (
+    new_sequences,
+    check_constraints,
+    enums,
+    sequences,
+    comments,
+)
