@@ -14,6 +14,7 @@ from types import ModuleType
 from deploy.differ.repairs import (
     check_constraints,
     comments,
+    creation_order,
     enums,
     new_sequences,
     sequences,
@@ -21,6 +22,7 @@ from deploy.differ.repairs import (
 
 REPAIRS: tuple[ModuleType, ...] = (
     new_sequences,
+    creation_order,
     check_constraints,
     enums,
     sequences,
