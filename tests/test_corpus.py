@@ -122,7 +122,7 @@ def rows(url: URL, sql: str, params: tuple = ()) -> list[tuple]:
     conn = psycopg2.connect(**urls.psycopg2_dsn(url))
     try:
         with conn.cursor() as cur:
-            cur.execute(sql, params)
+            cur.execute(sql, params or None)  # no params: '%' is not a placeholder
             return cur.fetchall()
     finally:
         conn.close()
@@ -226,7 +226,15 @@ def run_direction(server: LocalServer, case_name: str, direction: str, case: dic
     return "planned"
 
 
-@pytest.mark.parametrize("case_name", CASES)
+def _param(name: str) -> object:
+    # A `fingerprint_gap` case: the fingerprint does not see the difference yet, so the proof
+    # passes a plan that pg_dump disagrees with. Known and strict: the fix makes it fail.
+    gap = load_case(name).get("fingerprint_gap")
+    marks = [pytest.mark.xfail(reason=gap, strict=True)] if gap else []
+    return pytest.param(name, marks=marks, id=name)
+
+
+@pytest.mark.parametrize("case_name", [_param(name) for name in CASES])
 def test_corpus_case(server: LocalServer, case_name: str) -> None:
     case = load_case(case_name)
     for direction in DIRECTIONS:
