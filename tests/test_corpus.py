@@ -193,8 +193,7 @@ def run_direction(server: LocalServer, case_name: str, direction: str, case: dic
         build(server, "a_src", a_sql)
         build(server, "base", "")
         desired = server.url(server._prefix + "a_src")
-    elif direction == "empty->b":
-        build(server, "base", "")
+    elif direction == "empty->b":  # the empty base of empty->a is still there
         desired = build(server, "b_src", b_sql)
     else:
         if data.is_file():

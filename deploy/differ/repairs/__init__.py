@@ -16,6 +16,7 @@ from deploy.differ.repairs import (
     comments,
     creation_order,
     enums,
+    inheritance,
     new_sequences,
     sequences,
 )
@@ -23,6 +24,7 @@ from deploy.differ.repairs import (
 REPAIRS: tuple[ModuleType, ...] = (
     new_sequences,
     creation_order,
+    inheritance,
     check_constraints,
     enums,
     sequences,
