@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 from deploy.differ.repairs.enums import add_value_statements
 from deploy.differ.repairs.new_sequences import create_sequence_sql
-from deploy.plans import parse_plan
+from deploy.plans import load_plans, parse_plan
 from tests.conftest import run_invoke
+from tests.test_plan import add_archived_at
 
 MODELS = '''
 """A third-party-like model: SERIAL primary key, a non-native enum, a CHECK IN."""
@@ -70,3 +72,43 @@ def test_add_value_places_each_label_and_quotes_it():
         "ALTER TYPE public.mood ADD VALUE IF NOT EXISTS 'bad' BEFORE 'sad';",
         "ALTER TYPE public.mood ADD VALUE IF NOT EXISTS 'it''s' AFTER 'sad';",
     ]
+
+
+# --- previews and drift SQL go through the same proof as plans ------------------------------
+
+def test_target_preview_is_proven_on_a_replay_of_the_live_schema(project, pg):
+    target = pg.new("preview")
+    pg.execute(target, load_plans(project / "schema" / "plans")[0].body)
+    add_archived_at(project)
+    result = run_invoke(project, "plan", "--target", target, "--scratch", "local",
+                        "--format", "json")
+    assert result.returncode == 2, result.stderr
+    assert "Proven: applied to a replay of the live schema" in result.stdout
+
+
+def test_target_preview_off_the_plans_says_it_is_unproven(project, pg):
+    target = pg.new("preview_drift")
+    pg.execute(target, load_plans(project / "schema" / "plans")[0].body
+               + "\nCREATE TABLE public.stray (x integer);")
+    result = run_invoke(project, "plan", "--target", target, "--scratch", "local")
+    assert result.returncode == 2, result.stderr
+    assert "UNPROVEN: the live schema is not one the plans reach" in result.stdout
+
+
+def test_check_drift_sql_that_misses_something_says_unproven(project):
+    add_archived_at(project)  # SQL migra writes …
+    (project / "schema" / "sql" / "40_storage.sql").write_text(  # … and a change it does not
+        "ALTER TABLE public.decks ALTER COLUMN description SET STORAGE EXTERNAL;\n")
+    result = run_invoke(project, "check", "--scratch", "local", "--format", "json")
+    assert result.returncode == 4, result.stderr
+    document = json.loads(result.stdout)
+    assert document["drift"]["proven"] is False
+    [finding] = [f for f in document["findings"] if f["kind"] == "drift"]
+    assert "UNPROVEN SQL" in finding["details"] and "storage=e" in finding["details"]
+
+
+def test_check_drift_sql_that_lands_is_marked_proven(project):
+    add_archived_at(project)
+    result = run_invoke(project, "check", "--scratch", "local", "--format", "json")
+    assert result.returncode == 4, result.stderr
+    assert json.loads(result.stdout)["drift"]["proven"] is True

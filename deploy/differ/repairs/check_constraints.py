@@ -84,7 +84,7 @@ def _to_in_list(expr: ast.Node, varchar_columns: set[str]) -> bool:
             items = [_to_in_list_root(c, varchar_columns) if isinstance(c, ast.A_Expr) else None
                      for c in child]
             if any(item is not None for item in items):
-                setattr(expr, attr, tuple(n if n is not None else c for n, c in zip(items, child)))
+                setattr(expr, attr, tuple(n if n is not None else c for n, c in zip(items, child, strict=True)))
                 changed = True
     return changed
 

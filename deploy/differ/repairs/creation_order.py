@@ -27,7 +27,7 @@ def reorder(statements: list[str]) -> list[str]:
     for _ in range(len(items)):  # each pass fixes at least one; a cycle stops the loop
         moved = False
         created_at = {made: i for i, (_, made, _) in enumerate(items) if made}
-        for index, (_, made, used) in enumerate(items):
+        for index, (_, _made, used) in enumerate(items):
             later = [created_at[u] for u in used if created_at.get(u, -1) > index]
             if later:
                 # Pull the creation up rather than push the user down: a user's follow-ups

@@ -35,7 +35,7 @@ def apply(ctx: DiffContext, statements: list[str]) -> list[str]:
         inherited = {(schema, table, column) for schema, table, column in cur.fetchall()}
     end_read_transactions(ctx.target)
     result = []
-    for statement, node in zip(statements, parsed):
+    for statement, node in zip(statements, parsed, strict=True):
         if isinstance(node, ast.CreateStmt) and node.inhRelations and not node.partbound:
             table = (node.relation.schemaname or "public", node.relation.relname)
             kept = tuple(
