@@ -84,7 +84,8 @@ def _to_in_list(expr: ast.Node, varchar_columns: set[str]) -> bool:
             items = [_to_in_list_root(c, varchar_columns) if isinstance(c, ast.A_Expr) else None
                      for c in child]
             if any(item is not None for item in items):
-                setattr(expr, attr, tuple(n if n is not None else c for n, c in zip(items, child, strict=True)))
+                pairs = zip(items, child, strict=True)
+                setattr(expr, attr, tuple(n if n is not None else c for n, c in pairs))
                 changed = True
     return changed
 
