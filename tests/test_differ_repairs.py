@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+from deploy.differ.repairs import check_constraints
 from deploy.differ.repairs.enums import add_value_statements
 from deploy.differ.repairs.new_sequences import create_sequence_sql
 from deploy.plans import load_plans, parse_plan
@@ -46,6 +47,7 @@ def test_integer_pk_non_native_enum_and_check_in_plan_first_time(empty_project):
     text = parse_plan(plan_file).text
     assert "AS integer" in text  # the SERIAL's sequence, not a bigint one
     assert "lane IN ('fast', 'slow')" in text
+    assert "state IN ('queued', 'running', 'done')" in text  # the non-native enum's check
 
     # A later change to the check plans first time, and touches only that check.
     write_models(empty_project, MODELS.replace("('fast', 'slow')", "('fast', 'slow', 'bulk')"))
@@ -54,7 +56,7 @@ def test_integer_pk_non_native_enum_and_check_in_plan_first_time(empty_project):
     [new_file] = [p for p in (empty_project / "schema" / "plans").glob("*.sql") if p != plan_file]
     body = parse_plan(new_file).text
     assert "lane IN ('fast', 'slow', 'bulk')" in body
-    assert "job_state" not in body and "jobs_state" not in body  # the enum check is left alone
+    assert "state IN" not in body and "job_state" not in body  # the enum's check is left alone
 
     again = run_invoke(empty_project, "plan", "--check", "--scratch", "local")
     assert again.returncode == 0, again.stdout + again.stderr
@@ -112,3 +114,26 @@ def test_check_drift_sql_that_lands_is_marked_proven(project):
     result = run_invoke(project, "check", "--scratch", "local", "--format", "json")
     assert result.returncode == 4, result.stderr
     assert json.loads(result.stdout)["drift"]["proven"] is True
+
+
+# --- CHECK IN lists: the rewrite applies to varchar only, so it cannot mask a difference ----
+
+def _check_sql(expression: str) -> str:
+    return f'alter table "public"."t" add constraint "c" CHECK ({expression}) not valid;'
+
+
+PRINTED = "((s)::text = ANY ((ARRAY['a'::character varying, 'b'::character varying])::text[]))"
+
+
+def test_varchar_in_list_is_written_as_the_in_list_it_came_from():
+    after = {"column public.t.s": "type=character varying(5)"}
+    assert check_constraints._rewrite(_check_sql(PRINTED), after) == (
+        "ALTER TABLE public.t ADD CONSTRAINT c CHECK (s IN ('a', 'b')) NOT VALID;")
+    negated = PRINTED.replace("= ANY", "<> ALL")
+    assert "s NOT IN ('a', 'b')" in check_constraints._rewrite(_check_sql(negated), after)
+
+
+def test_in_list_on_a_column_that_is_not_varchar_is_left_alone():
+    # (e)::text on an enum column: dropping the cast would compare enums instead of text.
+    after = {"column public.t.s": "type=mood"}
+    assert check_constraints._rewrite(_check_sql(PRINTED), after) == _check_sql(PRINTED)
