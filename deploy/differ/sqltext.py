@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from pglast import ast, keywords, parser
+from pglast.stream import IndentedStream
 
 # quote_ident() leaves a name bare when it is lower-case, starts with a letter or _, and is
 # not a keyword (except unreserved ones); this mirrors it so keys match the fingerprint's.
@@ -38,3 +39,8 @@ def parse_one(sql: str) -> ast.Node | None:
     except parser.ParseError:
         return None
     return parsed[0].stmt if len(parsed) == 1 else None
+
+
+def deparse(node: ast.Node) -> str:
+    """A parse tree back to SQL, laid out for a reviewer, with the closing semicolon."""
+    return IndentedStream(comma_at_eoln=True)(node) + ";"

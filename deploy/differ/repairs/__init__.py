@@ -16,6 +16,8 @@ from deploy.differ.repairs import (
     comments,
     creation_order,
     enums,
+    generated_columns,
+    identity,
     inheritance,
     new_sequences,
     sequences,
@@ -27,6 +29,8 @@ REPAIRS: tuple[ModuleType, ...] = (
     inheritance,
     check_constraints,
     enums,
+    generated_columns,
+    identity,
     sequences,
     comments,
 )

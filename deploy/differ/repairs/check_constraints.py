@@ -19,10 +19,9 @@ proof still decides whether the result lands.
 from __future__ import annotations
 
 from pglast import ast, enums
-from pglast.stream import RawStream
 
 from deploy.differ.context import DiffContext
-from deploy.differ.sqltext import parse_one, qualified
+from deploy.differ.sqltext import deparse, parse_one, qualified
 from deploy.fingerprint import Description, split_key
 from deploy.statements import walk
 
@@ -67,7 +66,7 @@ def _rewrite(statement: str, after: Description) -> str:
             changed = True
     if not changed:
         return statement
-    return RawStream()(node) + ";"
+    return deparse(node)
 
 
 def _to_in_list(expr: ast.Node, varchar_columns: set[str]) -> bool:

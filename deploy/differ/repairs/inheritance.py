@@ -9,11 +9,10 @@ has as inherited only; the child gets them (and their defaults) from its parent.
 from __future__ import annotations
 
 from pglast import ast
-from pglast.stream import RawStream
 
 from deploy.differ.context import DiffContext
 from deploy.differ.migra_adapter import end_read_transactions
-from deploy.differ.sqltext import parse_one
+from deploy.differ.sqltext import deparse, parse_one
 
 _INHERITED_ONLY = """
 SELECT n.nspname, c.relname, a.attname FROM pg_attribute a
@@ -44,6 +43,6 @@ def apply(ctx: DiffContext, statements: list[str]) -> list[str]:
             )
             if len(kept) != len(node.tableElts or ()):
                 node.tableElts = kept or None
-                statement = RawStream()(node) + ";"
+                statement = deparse(node)
         result.append(statement)
     return result
