@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from deploy.differ.repairs import check_constraints
+from deploy.differ.repairs import check_constraints, comments, creation_order
 from deploy.differ.repairs.enums import add_value_statements
 from deploy.differ.repairs.new_sequences import create_sequence_sql
 from deploy.plans import load_plans, parse_plan
@@ -137,3 +137,26 @@ def test_in_list_on_a_column_that_is_not_varchar_is_left_alone():
     # (e)::text on an enum column: dropping the cast would compare enums instead of text.
     after = {"column public.t.s": "type=mood"}
     assert check_constraints._rewrite(_check_sql(PRINTED), after) == _check_sql(PRINTED)
+
+
+# --- ordering and comments: pure functions over statements ----------------------------------
+
+def test_creation_order_pulls_what_is_used_before_its_first_user():
+    child = 'create table "public"."a" ("x" integer) inherits ("public"."b");'
+    check = 'alter table "public"."a" add constraint "c" CHECK (valid(x)) not valid;'
+    validate = 'alter table "public"."a" validate constraint "c";'
+    parent = 'create table "public"."b" ("x" integer);'
+    function = "CREATE OR REPLACE FUNCTION public.valid(x integer) RETURNS boolean " \
+               "LANGUAGE sql AS $$ select x > 0 $$;"
+    assert creation_order.reorder([child, check, validate, parent, function]) == [
+        parent, child, function, check, validate]
+
+
+def test_dropped_objects_lose_their_comments_with_them():
+    assert comments.dropped_names([
+        'drop view if exists "public"."v";',
+        'alter table "public"."t" drop constraint "t_ck";',
+        'drop function if exists "public"."f"(integer);',
+    ]) == {"public.v", "public.t.t_ck", "public.f"}
+    assert comments._is_dropped("column public.v.id", {"public.v"})
+    assert not comments._is_dropped("column public.vv.id", {"public.v"})
