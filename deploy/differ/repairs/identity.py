@@ -10,6 +10,11 @@ This repair keeps the name and the position: the old sequence is renamed away, t
 identity is added with `SEQUENCE NAME <target's name>` and the target's options, set to
 the old sequence's position (`SELECT setval(…)`, a statement the hazard gate asks a
 reviewer to approve), and the old sequence is dropped.
+
+Identity -> serial: migra creates the serial's sequence while the identity's (of the same
+name) still exists, and would start it at 1. This repair creates it under a temporary name,
+sets it to the identity's position, drops the identity, then gives it its name, default
+and owner.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 from pglast import ast, enums
 
 from deploy.differ.context import DiffContext
+from deploy.differ.repairs.new_sequences import create_sequence_sql
 from deploy.differ.sqltext import deparse, ident, literal, parse_one, qualified
 from deploy.fingerprint import split_key
 
@@ -31,7 +37,32 @@ def apply(ctx: DiffContext, statements: list[str]) -> list[str]:
     parsed = [parse_one(s) for s in statements]
     result: list[str] = []
     dropped_old: set[str] = set()
-    for statement, node in zip(statements, parsed, strict=True):
+    serials = _sequences_by_column(ctx.after, "owned-by=")
+    old_identities = _sequences_by_column(ctx.before, "identity-of=")
+    to_serial = {
+        column: serials[column] for column in serials
+        if column in old_identities and _dropped_identity(parsed, column)
+    }
+    skip = _to_serial_statements(parsed, to_serial)
+    for index, (statement, node) in enumerate(zip(statements, parsed, strict=True)):
+        if index in skip:
+            continue
+        if _added_identity(node, enums.AlterTableType.AT_DropIdentity) in to_serial:
+            table, name = column = _added_identity(node, enums.AlterTableType.AT_DropIdentity)
+            sequence, attributes = to_serial[column]
+            identity_sequence = old_identities[column][0]
+            schema, seq = split_key(sequence)[:2]
+            temporary = qualified(schema, seq[:40] + "__serial_new")
+            result += [
+                create_sequence_sql(temporary, attributes),
+                f"SELECT setval({literal(temporary)}, last_value, is_called) "
+                f"FROM {identity_sequence};",
+                statement,
+                f"ALTER SEQUENCE {temporary} RENAME TO {ident(seq)};",
+                f"ALTER TABLE {table} ALTER COLUMN {ident(name)} SET DEFAULT "
+                f"nextval({literal(sequence)}::regclass);",
+            ]
+            continue
         if isinstance(node, ast.CreateStmt):
             result.append(_with_identity_options(statement, node, identities))
             continue
@@ -94,11 +125,32 @@ def _sequences_by_column(description: dict[str, str], marker: str) -> dict:
     return found
 
 
-def _added_identity(node: object) -> tuple[str, str] | None:
+def _dropped_identity(parsed: list, column: tuple[str, str]) -> bool:
+    return any(_added_identity(n, enums.AlterTableType.AT_DropIdentity) == column
+               for n in parsed)
+
+
+def _to_serial_statements(parsed: list, to_serial: dict) -> set[int]:
+    """migra's CREATE SEQUENCE and SET DEFAULT for identity -> serial columns (replaced)."""
+    names = {sequence for sequence, _ in to_serial.values()}
+    skip = set()
+    for index, node in enumerate(parsed):
+        if isinstance(node, ast.CreateSeqStmt) and qualified(
+                node.sequence.schemaname or "public", node.sequence.relname) in names:
+            skip.add(index)
+        elif _added_identity(node, enums.AlterTableType.AT_ColumnDefault) in to_serial:
+            skip.add(index)
+    return skip
+
+
+def _added_identity(
+    node: object, subtype: enums.AlterTableType = enums.AlterTableType.AT_AddIdentity
+) -> tuple[str, str] | None:
+    """(table, column) of a one-command ALTER TABLE of this subtype on a column."""
     if not (isinstance(node, ast.AlterTableStmt) and len(node.cmds or ()) == 1):
         return None
     cmd = node.cmds[0]
-    if cmd.subtype != enums.AlterTableType.AT_AddIdentity:
+    if cmd.subtype != subtype:
         return None
     return (qualified(node.relation.schemaname or "public", node.relation.relname), cmd.name)
 

@@ -24,6 +24,7 @@ def apply(ctx: DiffContext, statements: list[str]) -> list[str]:
 
 def create_sequence_sql(name: str, attributes: str) -> str:
     """CREATE SEQUENCE for the fingerprint entry `sequence <name>` with these attributes."""
+    attributes = attributes.split(" comment=")[0]  # the comment is its own statement
     options = dict(word.partition("=")[::2] for word in attributes.split(" ") if word)
     unlogged = "UNLOGGED " if "unlogged" in options else ""
     parts = [f"CREATE {unlogged}SEQUENCE {name}"]
@@ -46,4 +47,4 @@ def _rewrite(statement: str, after: Description) -> str:
     attributes = after.get(f"sequence {name}")
     if attributes is None:
         return statement
-    return create_sequence_sql(name, attributes.split(" comment=")[0])
+    return create_sequence_sql(name, attributes)
