@@ -136,9 +136,7 @@ def _to_serial_statements(parsed: list, to_serial: dict) -> set[int]:
     skip = set()
     for index, node in enumerate(parsed):
         if isinstance(node, ast.CreateSeqStmt) and qualified(
-                node.sequence.schemaname or "public", node.sequence.relname) in names:
-            skip.add(index)
-        elif _added_identity(node, enums.AlterTableType.AT_ColumnDefault) in to_serial:
+                node.sequence.schemaname or "public", node.sequence.relname) in names or _added_identity(node, enums.AlterTableType.AT_ColumnDefault) in to_serial:
             skip.add(index)
     return skip
 
