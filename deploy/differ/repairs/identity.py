@@ -135,8 +135,9 @@ def _to_serial_statements(parsed: list, to_serial: dict) -> set[int]:
     names = {sequence for sequence, _ in to_serial.values()}
     skip = set()
     for index, node in enumerate(parsed):
-        if isinstance(node, ast.CreateSeqStmt) and qualified(
-                node.sequence.schemaname or "public", node.sequence.relname) in names or _added_identity(node, enums.AlterTableType.AT_ColumnDefault) in to_serial:
+        created = isinstance(node, ast.CreateSeqStmt) and qualified(
+            node.sequence.schemaname or "public", node.sequence.relname) in names
+        if created or _added_identity(node, enums.AlterTableType.AT_ColumnDefault) in to_serial:
             skip.add(index)
     return skip
 
