@@ -28,7 +28,7 @@ from deploy.fingerprint import (
     format_differences,
 )
 from deploy.hazards import Hazard, classify, review
-from deploy.planner import connected, describe_url, replay
+from deploy.planner import connected, describe_url, prove, replay
 from deploy.plans import Plan, PlanGraph, build_graph, parse_plan, short
 from deploy.scratch import ScratchServer, open_scratch
 from deploy.statements import StatementError
@@ -112,6 +112,8 @@ class CheckResult:
     drift_sql: str | None = None  # head -> models, when they differ and SQL could be made
     drift_hazards: list[Hazard] = field(default_factory=list)
     drift_unexpressed: list[str] = field(default_factory=list)
+    # True: drift_sql was applied to a copy of the head and landed on the models.
+    drift_proven: bool = False
     target: TargetCheck | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -440,7 +442,9 @@ def _models_and_snapshot(
     if result.models != head:
         progress("diffing the head of the plans against the models")
         base_url = empty_url if graph.head is None else (head_state[0] if head_state else None)
-        _drift(config, graph, base_url, desired_url, exclusions, result)
+        base_name = "empty" if graph.head is None else "base"
+        _drift(config, graph, base_url, desired_url, exclusions, result,
+               prove_on=(server, base_name, desired_desc))
 
     if graph.head is None:
         return
@@ -473,8 +477,13 @@ def _drift(
     desired_url: URL,
     exclusions: Exclusions,
     result: CheckResult,
+    prove_on: tuple[ScratchServer, str, Description] | None = None,
 ) -> None:
-    """The 'unreviewed drift' finding, with the SQL from the head to the models if possible."""
+    """The 'unreviewed drift' finding, with the SQL from the head to the models if possible.
+
+    The SQL goes through the same proof as a plan (applied to a copy of the head); when it
+    does not land, the finding says plainly that it is unproven and what it misses.
+    """
     details = ""
     if base_url is not None:
         with connected(base_url) as base_conn, connected(desired_url) as desired_conn:
@@ -488,6 +497,20 @@ def _drift(
                 result.drift_hazards = []
         details = change.sql or ("Differences with no generated SQL:\n"
                                  + format_differences(change.unexpressed))
+        if change.sql and prove_on is not None:
+            server, base_name, desired_desc = prove_on
+            try:
+                residual = prove(server, change.sql, desired_desc, exclusions, "drift",
+                                 template=base_name)
+                problem = ("it does not reach the models exactly:\n"
+                           + format_differences(residual)) if residual else ""
+            except DeployError as exc:
+                problem = exc.message
+            result.drift_proven = not problem
+            if problem:
+                details = ("UNPROVEN SQL: applied to a copy of the head, " + problem
+                           + "\n`invoke plan` refuses to write it; finish it by hand and pass "
+                           "it with --sql-file.\n\n" + change.sql)
     where = (f"the head of the plans ({short(graph.head)})" if graph.head
              else "the empty schema (there are no plans yet)")
     result.add(Finding(

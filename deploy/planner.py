@@ -374,10 +374,17 @@ def converge(
 
 
 def prove(
-    server: ScratchServer, body: str, desired_desc: Description, exclusions: Exclusions, name: str
+    server: ScratchServer,
+    body: str,
+    desired_desc: Description,
+    exclusions: Exclusions,
+    name: str,
+    *,
+    template: str = "base",
 ) -> list[Difference]:
-    """Apply `body` to a copy of the base; return what still differs from the models."""
-    proof_url = server.create_database("proof_file", template="base")
+    """Apply `body` to a copy of `template` (the base); return what still differs from the
+    models. SQL that fails raises DeployError."""
+    proof_url = server.create_database("proof_file", template=template)
     try:
         return _apply_and_compare(proof_url, body, desired_desc, exclusions, name)
     finally:
@@ -487,15 +494,21 @@ def _preview_target(
         progress("building the desired schema from the models")
         desired_url = server.create_database("desired")
         desired_state.build(desired, desired_url)
-        desired_fp = fingerprint(describe_url(desired_url, exclusions))
+        desired_desc = describe_url(desired_url, exclusions)
+        desired_fp = fingerprint(desired_desc)
         engine = target_db.sqlalchemy_engine(url, read_only=True)
         try:
             with engine.connect() as live, connected(desired_url) as desired_conn:
                 change = diff(live, desired_conn, exclusions, online=online)
         finally:
             engine.dispose()
-    result.to_fingerprint = desired_fp
-    result.target_on_chain = graph.known(live_fp)
+        result.to_fingerprint = desired_fp
+        result.target_on_chain = graph.known(live_fp)
+        if change.sql and not change.unexpressed:
+            result.notes.append(
+                _prove_preview(server, graph, live_fp, change.sql, desired_desc, exclusions,
+                               progress)
+            )
     if not change.empty:
         result.status = "pending"
         result.sql = change.sql
@@ -505,3 +518,41 @@ def _preview_target(
             )
         result.hazards = classify(change.sql) if change.sql else []
     return result
+
+
+def _prove_preview(
+    server: ScratchServer,
+    graph: PlanGraph,
+    live_fp: str,
+    sql: str,
+    desired_desc: Description,
+    exclusions: Exclusions,
+    progress: Progress,
+) -> str:
+    """Prove a `--target` preview like a plan, on a replay of the plans up to the live
+    schema; a sentence saying whether it is proven (and what it misses when not)."""
+    prefix = None
+    for number in range(len(graph.chain) + 1):
+        reached = graph.chain[number - 1].to_fingerprint if number else graph.start
+        if reached == live_fp:
+            prefix = graph.chain[:number]
+            break
+    empty_fp = fingerprint(describe_url(server.create_database("empty_preview"), exclusions))
+    if prefix is None and live_fp == empty_fp:
+        prefix = []
+    if prefix is None:
+        return ("UNPROVEN: the live schema is not one the plans reach, so this SQL could not be "
+                "applied to a copy of it; it may not reach the models exactly. Run `invoke plan` "
+                "for a proven plan.")
+    base = replay(server, "base", prefix, exclusions, progress)
+    if base.failure:
+        return f"UNPROVEN: the plans up to the live schema do not replay: {base.failure}"
+    progress("proving the preview on a replay of the live schema")
+    try:
+        residual = prove(server, sql, desired_desc, exclusions, "preview")
+    except DeployError as exc:
+        return f"UNPROVEN: the SQL fails on a replay of the live schema: {exc.message}"
+    if residual:
+        return ("UNPROVEN: applied to a replay of the live schema, this SQL does not reach the "
+                "models exactly:\n" + format_differences(residual))
+    return "Proven: applied to a replay of the live schema, this SQL lands on the models."

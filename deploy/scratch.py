@@ -58,6 +58,10 @@ class ScratchServer:
             pgsql.Identifier(dbname),
             pgsql.Identifier(self._prefix + template if template else "template0"),
         )
+        if self.major >= 15:
+            # WAL_LOG (15's default) logs every block: ~0.2 s for an empty database here,
+            # against ~0.06 s for a file copy; a scratch server makes many databases.
+            statement = pgsql.SQL("{} STRATEGY FILE_COPY").format(statement)
         self._admin(statement)
         self._created.append(dbname)
         return self.url(dbname)

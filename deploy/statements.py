@@ -220,6 +220,9 @@ def _is_transactional(node: ast.Node) -> bool:
         opts = node.options or ()
         explicit = any(isinstance(o, ast.DefElem) and o.defname == "create_slot" for o in opts)
         return explicit and not option_enabled(opts, "create_slot")
+    if isinstance(node, ast.AlterEnumStmt):
+        # ADD VALUE: a value added in a transaction cannot be used before it commits.
+        return node.newVal is None or node.oldVal is not None
     if isinstance(node, ast.AlterTableStmt):
         return not any(
             isinstance(cmd, ast.AlterTableCmd)

@@ -11,9 +11,27 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from deploy.differ.repairs import comments, online, sequences
+from deploy.differ.repairs import (
+    check_constraints,
+    comments,
+    creation_order,
+    enums,
+    generated_columns,
+    identity,
+    inheritance,
+    new_sequences,
+    online,
+    sequences,
+)
 
 REPAIRS: tuple[ModuleType, ...] = (
+    new_sequences,
+    creation_order,
+    inheritance,
+    check_constraints,
+    enums,
+    generated_columns,
+    identity,
     sequences,
     online,
     comments,
