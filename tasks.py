@@ -18,6 +18,7 @@ from deploy.report import Output
 
 _SCRATCH_HELP = "where to build scratch schemas: auto (default), local, docker or url"
 _FORMAT_HELP = "text (default) or json"
+_NO_CACHE_HELP = "ignore the cache of verified model and plan states (recompute everything)"
 
 
 def _run(command: str, fmt: str, work: Callable[[Config, Output], int]) -> None:
@@ -51,9 +52,13 @@ def _run(command: str, fmt: str, work: Callable[[Config, Output], int]) -> None:
         "scratch": _SCRATCH_HELP,
         "sql_file": "use this hand-written SQL as the plan body; it is verified before saving",
         "format": _FORMAT_HELP,
+        "no_cache": _NO_CACHE_HELP,
     }
 )
-def plan(c, name="", check=False, target="", scratch="", sql_file="", format="text"):  # noqa: A002
+def plan(  # noqa: PLR0913
+    c, name="", check=False, target="", scratch="", sql_file="", format="text",  # noqa: A002
+    no_cache=False,
+):
     """Preview and save the next schema change as a reviewed plan file."""
 
     def work(config: Config, out: Output) -> int:
@@ -68,6 +73,7 @@ def plan(c, name="", check=False, target="", scratch="", sql_file="", format="te
             target=target or None,
             sql_file=Path(sql_file) if sql_file else None,
             progress=out.progress,
+            use_cache=not no_cache,
         )
         return show_plan(out, config, result)
 
@@ -134,9 +140,10 @@ def status(c, target="", wait=10, format="text"):  # noqa: A002
         "scratch": _SCRATCH_HELP,
         "target": "also check that this live database (read-only) is on a path to head",
         "format": _FORMAT_HELP,
+        "no_cache": _NO_CACHE_HELP,
     }
 )
-def check(c, scratch="", target="", format="text"):  # noqa: A002
+def check(c, scratch="", target="", format="text", no_cache=False):  # noqa: A002
     """CI gate: fail on unreviewed drift and on unapproved dangerous changes."""
 
     def work(config: Config, out: Output) -> int:
@@ -144,7 +151,8 @@ def check(c, scratch="", target="", format="text"):  # noqa: A002
         from deploy.checker import run_check
 
         result = run_check(
-            config, scratch=scratch or None, target=target or None, progress=out.progress
+            config, scratch=scratch or None, target=target or None, progress=out.progress,
+            use_cache=not no_cache,
         )
         return show_check(out, config, result)
 

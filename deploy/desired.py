@@ -28,7 +28,9 @@ class DesiredSchema:
 
 
 def load_desired(config: Config) -> DesiredSchema:
-    """Import the metadata (and extension list) named in the config and list the SQL files."""
+    """Import the metadata (and extension list) named in the config and list the SQL files.
+
+    Each module is imported once: a big app's models can take seconds to import."""
     metadata = _import_object(config, config.metadata, "metadata")
     if not isinstance(metadata, MetaData):
         raise DeployError(
@@ -38,7 +40,9 @@ def load_desired(config: Config) -> DesiredSchema:
         )
     extensions: tuple[str, ...] = ()
     if config.extensions:
-        value = _import_object(config, config.extensions, "extensions")
+        # Usually in the models' package: forgetting it again would import the models twice.
+        same = _package(config.extensions) == _package(config.metadata)
+        value = _import_object(config, config.extensions, "extensions", fresh=not same)
         if not isinstance(value, list | tuple) or not all(isinstance(x, str) for x in value):
             raise DeployError(
                 f"[tool.deploy] extensions = {config.extensions!r} must name a list of extension "
@@ -53,14 +57,19 @@ def load_desired(config: Config) -> DesiredSchema:
     return DesiredSchema(metadata, extensions, sql_files)
 
 
-def _import_object(config: Config, spec: str, key: str) -> object:
+def _package(spec: str) -> str:
+    return spec.partition(":")[0].split(".")[0]
+
+
+def _import_object(config: Config, spec: str, key: str, *, fresh: bool = True) -> object:
     module_name, _, attribute = spec.partition(":")
     # The project root must win over whatever else is on sys.path (invoke adds the tasks.py
     # directory, an installed package may carry a module of the same name).
     root = str(config.root)
     if sys.path[:1] != [root]:
         sys.path.insert(0, root)
-    _forget_stale_modules(module_name.split(".")[0], config.root)
+    if fresh:
+        _forget_stale_modules(module_name.split(".")[0], config.root)
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:

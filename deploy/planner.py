@@ -12,8 +12,8 @@ from sqlalchemy import Connection, create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
+from deploy import cache, snapshot, urls
 from deploy import desired as desired_state
-from deploy import snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.differ import Diff, diff
@@ -141,17 +141,23 @@ def make_plan(
     target: str | None = None,
     sql_file: Path | None = None,
     progress: Progress = lambda _msg: None,
+    use_cache: bool = True,
 ) -> PlanResult:
     """Compute the next plan; write it (and the snapshot) unless `check` or `target` is given.
 
     With `target`, the live database at that URL is compared read-only with the models.
-    Never writes a plan that does not land exactly on the models' fingerprint.
+    Never writes a plan that does not land exactly on the models' fingerprint. With nothing
+    changed since a verified run (deploy.cache), answers without a scratch server.
     """
     exclusions = config.exclusions
     graph = load_chain(config.plans_dir)
     desired = desired_state.load_desired(config)
     if target is not None:
         return _preview_target(config, graph, desired, target, scratch, exclusions, progress)
+    memo = cache.open_memo(config, desired, graph.chain, progress, use_cache=use_cache)
+    known = memo.unchanged() if memo is not None and sql_file is None else None
+    if known is not None:
+        return _up_to_date(config, known.fingerprint, known.description, known.ddl, check)
 
     with open_scratch(
         scratch or config.scratch, config.postgres, image=config.docker_image, progress=progress
@@ -172,14 +178,13 @@ def make_plan(
         base_url, base_fp = base.url, fingerprint(base.description)
         with connected(empty_url) as empty_conn, connected(desired_url) as desired_conn:
             full_ddl = diff(empty_conn, desired_conn, exclusions).sql
+        if memo is not None:
+            memo.save_desired(desired_desc, full_ddl)
+            memo.save_head(base.description)  # every plan landed: replay() said so
         stale = snapshot.stale_files(config, full_ddl, desired_desc)
 
         if base_fp == desired_fp and sql_file is None:
-            result = PlanResult("up-to-date", from_fingerprint=base_fp, to_fingerprint=desired_fp)
-            if stale and not check:
-                snapshot.write(stale)
-                result.snapshot_written = True
-            return result
+            return _up_to_date(config, desired_fp, desired_desc, full_ddl, check)
 
         if sql_file is not None:
             body = _read_sql_file(sql_file)
@@ -222,6 +227,18 @@ def make_plan(
             : body.index(first)].count("\n")
         result.hazards = [replace(h, line=h.line + shift) for h in hazards]
         return result
+
+
+def _up_to_date(
+    config: Config, fp: str, description: Description, ddl: str, check: bool
+) -> PlanResult:
+    """Nothing to plan: only the snapshot files may need rewriting (not with `check`)."""
+    result = PlanResult("up-to-date", from_fingerprint=fp, to_fingerprint=fp)
+    stale = snapshot.stale_files(config, ddl, description)
+    if stale and not check:
+        snapshot.write(stale)
+        result.snapshot_written = True
+    return result
 
 
 def converge(
