@@ -1,0 +1,224 @@
+"""The plan/check cache (deploy.cache): an unchanged project needs no scratch server, and any
+change, corruption or stale entry is recomputed — the answer never differs from a cold run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from deploy import cache
+from deploy.checker import run_check
+from deploy.config import load_config
+from deploy.desired import load_desired
+from deploy.fingerprint import fingerprint
+from deploy.planner import make_plan
+from tests.conftest import run_invoke
+from tests.test_plan import add_archived_at
+
+SERVER_STARTED = "ready in"  # the scratch server's progress line
+CACHE_USED = "no scratch server needed"
+
+
+class Progress:
+    """Collects progress lines; knows whether a scratch server was started."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []  # not a list subclass: `if progress:` must stay true
+
+    def __call__(self, message: str) -> None:
+        self.lines.append(message)
+
+    @property
+    def started_server(self) -> bool:
+        return any(SERVER_STARTED in line for line in self.lines)
+
+    @property
+    def used_cache(self) -> bool:
+        return any(CACHE_USED in line for line in self.lines)
+
+
+def plan_check(project: Path, **kwargs: object) -> tuple[object, Progress]:
+    progress = Progress()
+    result = make_plan(load_config(project), scratch="local", check=True, progress=progress,
+                       **kwargs)
+    return result, progress
+
+
+def entries(folder: Path, kind: str) -> list[Path]:
+    return sorted((folder / f"v{cache.FORMAT}" / kind).glob("*.json"))
+
+
+def plan_file(project: Path) -> Path:
+    return next((project / "schema" / "plans").glob("*.sql"))
+
+
+# --- whole commands --------------------------------------------------------------------------
+
+
+def test_second_noop_plan_starts_no_scratch_server_and_gives_the_same_answer(project):
+    first = run_invoke(project, "plan")
+    second = run_invoke(project, "plan")
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert SERVER_STARTED in first.stderr and CACHE_USED not in first.stderr
+    assert SERVER_STARTED not in second.stderr and CACHE_USED in second.stderr
+    assert second.stdout == first.stdout
+    # Without the cache the same command builds everything again.
+    third = run_invoke(project, "plan", "--no-cache")
+    assert third.returncode == 0 and SERVER_STARTED in third.stderr
+    assert third.stdout == first.stdout
+
+
+def test_second_check_starts_no_scratch_server_and_gives_the_same_answer(project):
+    first = run_invoke(project, "check", "--format", "json")
+    second = run_invoke(project, "check", "--format", "json")
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert SERVER_STARTED in first.stderr
+    assert SERVER_STARTED not in second.stderr and CACHE_USED in second.stderr
+    cold, warm = json.loads(first.stdout), json.loads(second.stdout)
+    cold.pop("seconds", None), warm.pop("seconds", None)
+    assert warm == cold
+    third = run_invoke(project, "check", "--no-cache")
+    assert third.returncode == 0 and SERVER_STARTED in third.stderr
+
+
+# --- invalidation: each change is recomputed -------------------------------------------------
+
+
+def test_a_model_change_is_recomputed(project):
+    cold, _ = plan_check(project)
+    assert cold.status == "up-to-date"
+    add_archived_at(project)
+    changed, progress = plan_check(project)
+    assert progress.started_server and not progress.used_cache
+    assert changed.status == "pending" and "archived_at" in changed.sql
+
+
+def test_a_changed_plan_byte_is_recomputed(project, private_cache):
+    plan_check(project)
+    _, warm = plan_check(project)
+    assert warm.used_cache
+    path = plan_file(project)
+    path.write_bytes(path.read_bytes() + b"-- a reviewer's note\n")
+    again, progress = plan_check(project)
+    assert progress.started_server and not progress.used_cache
+    assert again.status == "up-to-date"
+    assert len(entries(private_cache, "head")) == 2  # one per plan-files state
+
+
+def test_an_edited_plan_that_no_longer_lands_fails_check_despite_the_cache(project):
+    config = load_config(project)
+    assert run_check(config, scratch="local").exit_code == 0
+    warm = Progress()
+    assert run_check(config, scratch="local", progress=warm).exit_code == 0 and warm.used_cache
+    path = plan_file(project)
+    path.write_text(path.read_text() + "\nCREATE TABLE sneaky (id int);\n")
+    progress = Progress()
+    result = run_check(config, scratch="local", progress=progress)
+    assert progress.started_server
+    assert result.exit_code == 1
+    assert any(f.kind == "replay" for f in result.findings)
+
+
+def test_a_changed_sql_file_is_recomputed(project):
+    plan_check(project)
+    view = project / "schema" / "sql" / "10_due_cards_view.sql"
+    view.write_text(view.read_text() + "\n-- a trailing note changes the bytes, not the schema\n")
+    same, progress = plan_check(project)
+    assert progress.started_server and same.status == "up-to-date"
+    view.write_text(view.read_text().replace("f.hint,\n", ""))
+    changed, progress = plan_check(project)
+    assert progress.started_server and changed.status == "pending"
+    assert "due_cards" in changed.sql
+
+
+def test_a_corrupted_entry_is_ignored_and_rewritten(project, private_cache):
+    cold, _ = plan_check(project)
+    [desired] = entries(private_cache, "desired")
+    text = desired.read_text()
+    # Flip one character of the payload: valid JSON, wrong checksum.
+    desired.write_text(text.replace("sha256:", "sha256:0", 1))
+    again, progress = plan_check(project)
+    assert progress.started_server and again.status == cold.status == "up-to-date"
+    assert json.loads(desired.read_text())["checksum"] == json.loads(text)["checksum"]
+    desired.write_text(text[: len(text) // 2])  # truncated: not JSON at all
+    again, progress = plan_check(project)
+    assert progress.started_server and again.status == "up-to-date"
+    _, progress = plan_check(project)
+    assert progress.used_cache
+
+
+def test_an_entry_under_another_key_is_ignored(project, private_cache):
+    """A stale entry (the up-to-date models' state) copied to the changed models' key."""
+    plan_check(project)
+    [old] = entries(private_cache, "desired")
+    add_archived_at(project)
+    config = load_config(project)
+    new_key = cache.desired_key(config, load_desired(config))
+    assert new_key != old.stem
+    (old.parent / f"{new_key}.json").write_text(old.read_text())
+    changed, progress = plan_check(project)
+    assert progress.started_server and changed.status == "pending"
+
+
+def test_a_checksum_matching_entry_whose_description_lies_is_ignored(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.ENV_DIR, str(tmp_path))
+    description = {"table public.t": "kind=r"}
+    cache.store("head", "k" * 64, cache.Known(fingerprint(description), description))
+    assert cache.load("head", "k" * 64) == cache.Known(fingerprint(description), description)
+    lie = cache.Known(fingerprint({}), description)  # a fingerprint of another state
+    cache.store("head", "l" * 64, lie)
+    assert cache.load("head", "l" * 64) is None
+    assert not (tmp_path / f"v{cache.FORMAT}" / "head" / f"{'l' * 64}.json").exists()
+
+
+def test_writes_are_atomic_and_old_entries_are_pruned(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.ENV_DIR, str(tmp_path))
+    for number in range(cache.KEEP + 5):
+        cache.store("head", f"{number:064d}", cache.Known(fingerprint({}), {}))
+    folder = tmp_path / f"v{cache.FORMAT}" / "head"
+    assert len(list(folder.glob("*.json"))) == cache.KEEP
+    assert not list(folder.glob(".tmp-*"))  # no half-written files left behind
+
+
+def test_the_cache_dir_follows_xdg_and_the_override(tmp_path, monkeypatch):
+    monkeypatch.delenv(cache.ENV_DIR)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.cache_dir() == tmp_path / "xdg" / "schema-deploy"
+    monkeypatch.setenv(cache.ENV_DIR, str(tmp_path / "mine"))
+    assert cache.cache_dir() == tmp_path / "mine"
+
+
+def test_the_models_key_is_stable_across_processes_and_follows_the_models(project):
+    """create_all emits a table's indexes in set (hash) order; the key must not follow it."""
+    code = (
+        "from deploy import cache; from deploy.config import load_config; "
+        "from deploy.desired import load_desired; c = load_config('.'); "
+        "print(cache.desired_key(c, load_desired(c)))"
+    )
+    import subprocess
+    import sys
+
+    keys = set()
+    for seed in ("1", "2", "3"):
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=project, capture_output=True, text=True,
+            env={**__import__("os").environ, "PYTHONHASHSEED": seed,
+                 "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        )
+        assert out.returncode == 0, out.stderr
+        keys.add(out.stdout.strip())
+    assert len(keys) == 1
+    add_archived_at(project)
+    config = load_config(project)
+    assert cache.desired_key(config, load_desired(config)) not in keys
+
+
+def test_the_models_are_imported_once_per_command(project):
+    marker = project / "imports.log"
+    init = project / "schema" / "__init__.py"
+    init.write_text(
+        f"with open({str(marker)!r}, 'a') as _log:\n    _log.write('imported\\n')\n"
+        + init.read_text()
+    )
+    load_desired(load_config(project))
+    assert marker.read_text().count("imported") == 1
