@@ -222,3 +222,18 @@ def test_the_models_are_imported_once_per_command(project):
     )
     load_desired(load_config(project))
     assert marker.read_text().count("imported") == 1
+
+
+def test_the_ci_workflow_restores_and_saves_the_cache():
+    import yaml
+
+    workflow = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "schema.yml"
+    steps = yaml.safe_load(workflow.read_text())["jobs"]["check"]["steps"]
+    names = [s.get("uses", "") for s in steps]
+    check = next(i for i, s in enumerate(steps) if "invoke check" in s.get("run", ""))
+    restore = names.index("actions/cache/restore@v4")
+    save = names.index("actions/cache/save@v4")
+    assert restore < check < save
+    for index in (restore, save):
+        assert steps[index]["with"]["path"] == "~/.cache/schema-deploy"
+    assert "always()" in steps[save]["if"]
