@@ -6,15 +6,21 @@ Thin by design: parse flags, call `deploy`, print, map the result to an exit cod
 
 from __future__ import annotations
 
+import os
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from invoke import Exit, task
+# invoke turns bytecode caching off (it would litter .pyc next to tasks.py). The engine and
+# the models are imported by every command: keeping their bytecode saves 0.1-0.2 s each time.
+sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
 
-from deploy.config import Config, load_config
-from deploy.errors import ERROR, DeployError
-from deploy.report import Output
+from invoke import Exit, task  # noqa: E402
+
+from deploy.config import Config, load_config  # noqa: E402
+from deploy.errors import ERROR, DeployError  # noqa: E402
+from deploy.report import Output  # noqa: E402
 
 _SCRATCH_HELP = "where to build scratch schemas: auto (default), local, docker or url"
 _FORMAT_HELP = "text (default) or json"
