@@ -34,6 +34,7 @@ from pathlib import Path
 from deploy.config import Config
 from deploy.desired import DesiredSchema
 from deploy.fingerprint import Description, fingerprint
+from deploy.hazards import Hazard
 from deploy.plans import Plan
 
 # Bump when the layout or meaning of entries changes; old entries are then never read.
@@ -136,15 +137,15 @@ def compiled_models(desired: DesiredSchema, major: int) -> list[str]:
     return statements
 
 
-def _key(kind: str, config: Config, parts: Iterable[bytes]) -> str:
+def _key(kind: str, config: Config | None, parts: Iterable[bytes]) -> str:
     digest = hashlib.sha256()
-    header = {
-        "kind": kind,
-        "tool": tool_version(),
-        "postgres": config.postgres,
-        "exclude_schemas": list(config.exclusions.schemas),
-        "exclude_tables": list(config.exclusions.tables),
-    }
+    header: dict[str, object] = {"kind": kind, "tool": tool_version()}
+    if config is not None:
+        header.update(
+            postgres=config.postgres,
+            exclude_schemas=list(config.exclusions.schemas),
+            exclude_tables=list(config.exclusions.tables),
+        )
     digest.update(json.dumps(header, sort_keys=True).encode() + b"\0")
     for part in parts:
         # Length-prefixed, so no two different part lists hash alike.
@@ -168,6 +169,42 @@ def head_key(config: Config, chain: Sequence[Plan]) -> str:
     return _key("head", config, [b"plans", *(p.path.read_bytes() for p in chain)])
 
 
+def _squawk_version() -> str:
+    """Which squawk binary hazards would run (as hazards.py finds it), by path, size, mtime."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).with_name("squawk")
+    path = str(beside) if beside.is_file() and os.access(beside, os.X_OK) else shutil.which(
+        "squawk")
+    if path is None:
+        return "none"
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return "none"
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def classify(sql: str, *, use_cache: bool = True) -> list[Hazard]:
+    """hazards.classify(sql), remembered by the text, the tool's version and squawk's: an
+    unchanged plan is not parsed and linted again. Raises StatementError like classify."""
+    from deploy.hazards import classify as classify_now
+
+    if not use_cache:
+        return classify_now(sql)
+    key = _key("hazards", None, [_squawk_version().encode(), sql.encode("utf-8")])
+    payload = load_payload("hazards", key)
+    if isinstance(payload, list):
+        try:
+            return [Hazard(kind, text, line) for kind, text, line in payload]
+        except (TypeError, ValueError):
+            pass  # written by a tool whose Hazard had another shape: compute again
+    hazards = classify_now(sql)
+    store_payload("hazards", key, [[h.kind, h.text, h.line] for h in hazards])
+    return hazards
+
+
 # --- entries -----------------------------------------------------------------------------
 
 
@@ -182,7 +219,16 @@ def _checksum(kind: str, key: str, payload: object) -> str:
 
 
 def load(kind: str, key: str) -> Known | None:
-    """The entry for `key`, or None when absent, unreadable, corrupted or not for this key."""
+    """The state stored under `key`, or None when absent, unreadable, corrupted, not for this
+    key, or when its description does not hash to its fingerprint."""
+    known = _known(load_payload(kind, key))
+    if known is None:
+        _discard(_entry_path(kind, key))
+    return known
+
+
+def load_payload(kind: str, key: str) -> object | None:
+    """The JSON value stored under `key`, or None (absent, unreadable, checksum or key wrong)."""
     path = _entry_path(kind, key)
     try:
         entry = json.loads(path.read_text(encoding="utf-8"))
@@ -191,21 +237,19 @@ def load(kind: str, key: str) -> Known | None:
     except (OSError, ValueError):
         _discard(path)
         return None
-    known = _validate(kind, key, entry)
-    if known is None:
+    if not isinstance(entry, dict) or entry.get("format") != FORMAT:
+        _discard(path)
+        return None
+    payload = entry.get("payload")
+    if entry.get("key") != key or entry.get("checksum") != _checksum(kind, key, payload):
         _discard(path)
         return None
     with contextlib.suppress(OSError):
         os.utime(path)  # least recently used entries are pruned first
-    return known
+    return payload
 
 
-def _validate(kind: str, key: str, entry: object) -> Known | None:
-    if not isinstance(entry, dict) or entry.get("format") != FORMAT:
-        return None
-    payload = entry.get("payload")
-    if entry.get("key") != key or entry.get("checksum") != _checksum(kind, key, payload):
-        return None
+def _known(payload: object) -> Known | None:
     if not isinstance(payload, dict):
         return None
     description, fp, ddl = payload.get("description"), payload.get("fingerprint"), payload.get(
@@ -221,9 +265,14 @@ def _validate(kind: str, key: str, entry: object) -> Known | None:
 
 
 def store(kind: str, key: str, known: Known) -> None:
-    """Write an entry atomically; a failure only costs speed, so it is silent."""
-    payload = {"fingerprint": known.fingerprint, "description": known.description,
-               "ddl": known.ddl}
+    """Store a schema state under `key` (see store_payload)."""
+    store_payload(kind, key, {"fingerprint": known.fingerprint,
+                              "description": known.description, "ddl": known.ddl})
+
+
+def store_payload(kind: str, key: str, payload: object) -> None:
+    """Write a JSON value atomically, with its key and checksum; a failure only costs speed,
+    so it is silent."""
     entry = {"format": FORMAT, "kind": kind, "key": key,
              "checksum": _checksum(kind, key, payload), "payload": payload}
     path = _entry_path(kind, key)

@@ -163,7 +163,7 @@ def run_check(
     result.plans.sort(key=lambda c: (position.get(c.file, len(position)), c.file))
     _graph_findings(config, graph, checks, result)
     progress("classifying the hazards of every plan")
-    unparseable = _hazard_findings(config, plans, checks, result)
+    unparseable = _hazard_findings(config, plans, checks, result, use_cache)
 
     desired = None
     try:
@@ -260,7 +260,8 @@ def _graph_findings(
 
 
 def _hazard_findings(
-    config: Config, plans: list[Plan], checks: dict[Path, PlanCheck], result: CheckResult
+    config: Config, plans: list[Plan], checks: dict[Path, PlanCheck], result: CheckResult,
+    use_cache: bool = True,
 ) -> set[Path]:
     """Classify each plan's body (never trusting its header); return plans that do not parse."""
     unparseable = set()
@@ -268,7 +269,7 @@ def _hazard_findings(
         name = relative(config, plan.path)
         try:
             # Plan.body keeps the header's lines blank, so hazard lines are lines of the file.
-            hazards = classify(plan.body)
+            hazards = cache.classify(plan.body, use_cache=use_cache)
         except StatementError as exc:
             unparseable.add(plan.path)
             message = (f"{name}:{exc.line}: PostgreSQL cannot parse the plan ({exc.reason}). Fix "

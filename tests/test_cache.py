@@ -237,3 +237,34 @@ def test_the_ci_workflow_restores_and_saves_the_cache():
     for index in (restore, save):
         assert steps[index]["with"]["path"] == "~/.cache/schema-deploy"
     assert "always()" in steps[save]["if"]
+
+
+def test_hazards_of_an_unchanged_plan_are_classified_once(private_cache, monkeypatch):
+    import pytest
+
+    from deploy import hazards as hazards_module
+    from deploy.statements import StatementError
+
+    calls: list[str] = []
+    real = hazards_module.classify
+
+    def counting(sql: str, **kwargs: object) -> list:
+        calls.append(sql)
+        return real(sql, **kwargs)
+
+    monkeypatch.setattr(hazards_module, "classify", counting)
+    body = "\n\nALTER TABLE users DROP COLUMN legacy;\nCREATE INDEX ix ON users (email);\n"
+    first = cache.classify(body)
+    assert first and first == cache.classify(body) == real(body)
+    assert len(calls) == 1
+    assert cache.classify(body, use_cache=False) == first and len(calls) == 2
+    [entry] = entries(private_cache, "hazards")
+    entry.write_text(entry.read_text().replace("DELETES_DATA", "NOTHING_HERE"))
+    assert cache.classify(body) == first and len(calls) == 3  # corrupted: recomputed
+    # An edit is a new text: classified again.
+    assert cache.classify(body + "-- note\n") == first and len(calls) == 4
+    with pytest.raises(StatementError):
+        cache.classify("ALTER TABLE users DROP COLUMN;")
+    with pytest.raises(StatementError):
+        cache.classify("ALTER TABLE users DROP COLUMN;")
+    assert len(entries(private_cache, "hazards")) == 2  # failures are never stored
