@@ -158,15 +158,20 @@ def desired_key(config: Config, desired: DesiredSchema) -> str:
     parts = [b"models"]
     parts += [s.encode() for s in compiled_models(desired, config.postgres)]
     parts += [b"extensions"] + [e.encode() for e in desired.extensions]
-    parts += [b"sql"]
-    for path in desired.sql_files:
-        parts += [path.name.encode(), path.read_bytes()]
+    parts += [b"sql", *_sql_files(desired)]
     return _key("desired", config, parts)
 
 
+def _sql_files(desired: DesiredSchema) -> list[bytes]:
+    parts = []
+    for path in desired.sql_files:
+        parts += [path.name.encode(), path.read_bytes()]
+    return parts
+
+
 def head_key(config: Config, chain: Sequence[Plan]) -> str:
-    """Key of the head state: the chain's plan files, bytes as on disk, in chain order."""
-    return _key("head", config, [b"plans", *(p.path.read_bytes() for p in chain)])
+    """Key of the head state: the chain's plan texts (as parsed, so as replayed), in order."""
+    return _key("head", config, [b"plans", *(p.text.encode("utf-8") for p in chain)])
 
 
 def _squawk_version() -> str:
@@ -310,9 +315,12 @@ class Memo:
     def __init__(self, config: Config, desired: DesiredSchema | None, chain: Sequence[Plan],
                  progress: Progress) -> None:
         self._progress = progress
+        self._desired = desired
         self.head_key = head_key(config, chain)
         self.desired_key: str | None = None
+        self._sql: list[bytes] = []
         if desired is not None:
+            self._sql = _sql_files(desired)
             try:
                 self.desired_key = desired_key(config, desired)
             except Exception as exc:  # a model whose DDL only a live server can produce
@@ -335,8 +343,11 @@ class Memo:
         return desired
 
     def save_desired(self, description: Description, ddl: str) -> None:
-        """Record the models' state, as built on a scratch server."""
-        if self.desired_key is not None:
+        """Record the models' state, as built on a scratch server (not if a SQL file was edited
+        while it was built: the key would name other files than the ones built)."""
+        if self.desired_key is not None and self._desired is not None and _sql_files(
+            self._desired
+        ) == self._sql:
             store("desired", self.desired_key,
                   Known(fingerprint(description), dict(description), ddl))
 

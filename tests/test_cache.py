@@ -268,3 +268,34 @@ def test_hazards_of_an_unchanged_plan_are_classified_once(private_cache, monkeyp
     with pytest.raises(StatementError):
         cache.classify("ALTER TABLE users DROP COLUMN;")
     assert len(entries(private_cache, "hazards")) == 2  # failures are never stored
+
+
+def test_a_sql_file_edited_while_the_models_are_built_is_not_cached(project, private_cache):
+    config = load_config(project)
+    desired = load_desired(config)
+    memo = cache.Memo(config, desired, [], lambda _msg: None)
+    view = project / "schema" / "sql" / "10_due_cards_view.sql"
+    view.write_text(view.read_text() + "\n-- edited during the build\n")
+    memo.save_desired({}, "")
+    assert entries(private_cache, "desired") == []
+    view.write_text(view.read_text().replace("\n-- edited during the build\n", ""))
+    memo.save_desired({}, "")
+    assert len(entries(private_cache, "desired")) == 1
+
+
+def test_the_snapshot_is_still_checked_and_written_on_a_cache_hit(project):
+    config = load_config(project)
+    assert run_check(config, scratch="local").exit_code == 0
+    (project / "schema" / "schema.sql").unlink()
+    progress = Progress()
+    result = run_check(config, scratch="local", progress=progress)
+    assert progress.used_cache and not progress.started_server
+    assert result.exit_code == 4
+    assert [f.kind for f in result.findings] == ["snapshot"]
+    written, progress = plan_check(project)
+    assert progress.used_cache and written.status == "up-to-date"
+    assert not (project / "schema" / "schema.sql").exists()  # --check writes nothing
+    progress = Progress()
+    result = make_plan(config, scratch="local", progress=progress)
+    assert progress.used_cache and result.snapshot_written
+    assert run_check(config, scratch="local", use_cache=False).exit_code == 0
