@@ -342,6 +342,15 @@ class Memo:
                        f"({cache_dir()}); no scratch server needed")
         return desired
 
+    def models_at(self, fp: str | None) -> Known | None:
+        """The models' cached state (built by an earlier run) when it is the state `fp`."""
+        known = load("desired", self.desired_key) if self.desired_key is not None else None
+        if known is None or known.fingerprint != fp:
+            return None
+        self._progress("models unchanged since a verified run: using their cached state "
+                       "instead of building them")
+        return known
+
     def save_desired(self, description: Description, ddl: str) -> None:
         """Record the models' state, as built on a scratch server (not if a SQL file was edited
         while it was built: the key would name other files than the ones built)."""

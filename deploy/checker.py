@@ -186,7 +186,13 @@ def run_check(
                                      progress)
             if memo is not None and head_state is not None:
                 memo.save_head(head_state[1])
-            if desired is not None:
+            # New plans, same models: a cached state of the models that is the head is all
+            # the models check needs (it is what a build would find).
+            cached = memo.models_at(graph.head) if memo is not None and head_state else None
+            if cached is not None:
+                result.models = cached.fingerprint
+                _snapshot_findings(config, cached.ddl, cached.description, result)
+            elif desired is not None:
                 models = _models_and_snapshot(config, server, graph, desired, head_state,
                                               exclusions, result, progress)
                 if memo is not None and models is not None:

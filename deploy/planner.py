@@ -162,13 +162,6 @@ def make_plan(
     with open_scratch(
         scratch or config.scratch, config.postgres, image=config.docker_image, progress=progress
     ) as server:
-        empty_url = server.create_database("empty")
-        progress("building the desired schema from the models")
-        desired_url = server.create_database("desired")
-        desired_state.build(desired, desired_url)
-        desired_desc = describe_url(desired_url, exclusions)
-        desired_fp = fingerprint(desired_desc)
-
         base = replay(server, "base", graph.chain, exclusions, progress)
         if base.failure:
             raise DeployError(
@@ -176,11 +169,23 @@ def make_plan(
                 f"of them: {base.failure} Run `invoke check` for the full report."
             )
         base_url, base_fp = base.url, fingerprint(base.description)
+        if memo is not None:
+            memo.save_head(base.description)  # every plan landed: replay() said so
+            # New plans (e.g. just written) but the same models: no need to build them.
+            models = memo.models_at(base_fp) if sql_file is None else None
+            if models is not None:
+                return _up_to_date(config, base_fp, models.description, models.ddl, check)
+
+        empty_url = server.create_database("empty")
+        progress("building the desired schema from the models")
+        desired_url = server.create_database("desired")
+        desired_state.build(desired, desired_url)
+        desired_desc = describe_url(desired_url, exclusions)
+        desired_fp = fingerprint(desired_desc)
         with connected(empty_url) as empty_conn, connected(desired_url) as desired_conn:
             full_ddl = diff(empty_conn, desired_conn, exclusions).sql
         if memo is not None:
             memo.save_desired(desired_desc, full_ddl)
-            memo.save_head(base.description)  # every plan landed: replay() said so
         stale = snapshot.stale_files(config, full_ddl, desired_desc)
 
         if base_fp == desired_fp and sql_file is None:

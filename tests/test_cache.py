@@ -299,3 +299,38 @@ def test_the_snapshot_is_still_checked_and_written_on_a_cache_hit(project):
     result = make_plan(config, scratch="local", progress=progress)
     assert progress.used_cache and result.snapshot_written
     assert run_check(config, scratch="local", use_cache=False).exit_code == 0
+
+
+MODELS_REUSED = "instead of building them"
+
+
+def test_a_new_plan_with_unchanged_models_replays_but_does_not_build_the_models(
+    empty_project,
+):
+    """`plan` writes a plan (models cached); the next plan/check only replays the new plan."""
+    config = load_config(empty_project)
+    written = make_plan(config, name="initial", scratch="local")
+    assert written.status == "written"
+    again, progress = plan_check(empty_project)
+    assert again.status == "up-to-date"
+    assert progress.started_server and any("replaying plan 1/1" in m for m in progress.lines)
+    assert any(MODELS_REUSED in m for m in progress.lines)
+    assert not any("building the desired schema" in m for m in progress.lines)
+    # check: same shortcut, and the same findings as a check that builds everything.
+    (empty_project / "schema" / "plans" / "extra.txt").write_text("not a plan")
+    path = plan_file(empty_project)
+    path.write_bytes(path.read_bytes() + b"-- reviewed\n")  # new plan bytes, same schema
+    progress = Progress()
+    warm = run_check(config, scratch="local", progress=progress)
+    assert any(MODELS_REUSED in m for m in progress.lines)
+    assert not any("building the desired schema" in m for m in progress.lines)
+    cold = run_check(config, scratch="local", use_cache=False)
+    assert warm.exit_code == cold.exit_code == 0
+    assert warm.models == cold.models and warm.findings == cold.findings
+
+
+def test_changed_models_with_a_cached_head_still_build_and_diff(project):
+    plan_check(project)
+    add_archived_at(project)
+    changed, progress = plan_check(project)
+    assert changed.status == "pending" and not any(MODELS_REUSED in m for m in progress.lines)
