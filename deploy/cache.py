@@ -38,7 +38,7 @@ from deploy.hazards import Hazard
 from deploy.plans import Plan
 
 # Bump when the layout or meaning of entries changes; old entries are then never read.
-FORMAT = 1
+FORMAT = 2
 # Entries kept per kind (least recently used go first); one per model or plan state.
 KEEP = 32
 ENV_DIR = "SCHEMA_DEPLOY_CACHE_DIR"
@@ -217,10 +217,9 @@ def _entry_path(kind: str, key: str) -> Path:
     return cache_dir() / f"v{FORMAT}" / kind / f"{key}.json"
 
 
-def _checksum(kind: str, key: str, payload: object) -> str:
-    canonical = json.dumps([kind, key, payload], sort_keys=True, ensure_ascii=False,
-                           separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+def _checksum(kind: str, key: str, payload: bytes) -> str:
+    # Over the payload's bytes as stored: hashing them is far cheaper than re-serialising.
+    return hashlib.sha256(f"{kind}\0{key}\0".encode() + payload).hexdigest()
 
 
 def load(kind: str, key: str) -> Known | None:
@@ -234,19 +233,22 @@ def load(kind: str, key: str) -> Known | None:
 
 def load_payload(kind: str, key: str) -> object | None:
     """The JSON value stored under `key`, or None (absent, unreadable, checksum or key wrong)."""
+    # An entry is one header line (format, kind, key, checksum), then the payload's JSON.
     path = _entry_path(kind, key)
     try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
+        header_line, _, payload_bytes = path.read_bytes().partition(b"\n")
+        header = json.loads(header_line)
+        valid = (
+            isinstance(header, dict) and header.get("format") == FORMAT
+            and header.get("key") == key
+            and header.get("checksum") == _checksum(kind, key, payload_bytes)
+        )
+        payload = json.loads(payload_bytes) if valid else None
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        _discard(path)
-        return None
-    if not isinstance(entry, dict) or entry.get("format") != FORMAT:
-        _discard(path)
-        return None
-    payload = entry.get("payload")
-    if entry.get("key") != key or entry.get("checksum") != _checksum(kind, key, payload):
+        valid = False
+    if not valid:
         _discard(path)
         return None
     with contextlib.suppress(OSError):
@@ -278,15 +280,16 @@ def store(kind: str, key: str, known: Known) -> None:
 def store_payload(kind: str, key: str, payload: object) -> None:
     """Write a JSON value atomically, with its key and checksum; a failure only costs speed,
     so it is silent."""
-    entry = {"format": FORMAT, "kind": kind, "key": key,
-             "checksum": _checksum(kind, key, payload), "payload": payload}
+    payload_bytes = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    header = {"format": FORMAT, "kind": kind, "key": key,
+              "checksum": _checksum(kind, key, payload_bytes)}
     path = _entry_path(kind, key)
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(entry, handle, ensure_ascii=False)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(json.dumps(header).encode() + b"\n" + payload_bytes)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
