@@ -196,11 +196,11 @@ def classify(sql: str, *, use_cache: bool = True) -> list[Hazard]:
     unchanged plan is not parsed and linted again. Raises StatementError like classify."""
     from deploy.hazards import classify as classify_now
 
+    if not use_cache:
+        return classify_now(sql)
     try:
         key = _key("hazards", None, [_squawk_version().encode(), sql.encode("utf-8")])
     except OSError:  # the tool's own files unreadable: no cache, same answer
-        use_cache = False
-    if not use_cache:
         return classify_now(sql)
     payload = load_payload("hazards", key)
     if isinstance(payload, list):
