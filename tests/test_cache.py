@@ -341,3 +341,18 @@ def test_changed_models_with_a_cached_head_still_build_and_diff(project):
     add_archived_at(project)
     changed, progress = plan_check(project)
     assert changed.status == "pending" and not any(MODELS_REUSED in m for m in progress.lines)
+
+
+def test_check_target_on_a_cache_hit_names_the_same_drift(project, pg):
+    config = load_config(project)
+    url = pg.new("staging")
+    pg.execute(url, plan_file(project).read_text())
+    pg.execute(url, "create table public.hotfix (id int)")
+    cold = run_check(config, scratch="local", target=url, use_cache=False)
+    run_check(config, scratch="local")  # fills the cache
+    progress = Progress()
+    warm = run_check(config, scratch="local", target=url, progress=progress)
+    assert progress.used_cache and not progress.started_server
+    assert warm.target == cold.target and warm.target.state == "drift"
+    assert any("hotfix" in d for d in warm.target.differences)
+    assert warm.findings == cold.findings and warm.exit_code == cold.exit_code
