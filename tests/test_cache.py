@@ -4,6 +4,9 @@ change, corruption or stale entry is recomputed — the answer never differs fro
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from deploy import cache
@@ -202,14 +205,11 @@ def test_the_models_key_is_stable_across_processes_and_follows_the_models(projec
         "from deploy.desired import load_desired; c = load_config('.'); "
         "print(cache.desired_key(c, load_desired(c)))"
     )
-    import subprocess
-    import sys
-
     keys = set()
     for seed in ("1", "2", "3"):
         out = subprocess.run(
             [sys.executable, "-c", code], cwd=project, capture_output=True, text=True,
-            env={**__import__("os").environ, "PYTHONHASHSEED": seed,
+            env={**os.environ, "PYTHONHASHSEED": seed,
                  "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
         )
         assert out.returncode == 0, out.stderr
