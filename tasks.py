@@ -6,6 +6,7 @@ Thin by design: parse flags, call `deploy`, print, map the result to an exit cod
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import traceback
@@ -46,6 +47,10 @@ def _run(command: str, fmt: str, work: Callable[[Config, Output], int]) -> None:
             details=traceback.format_exc(),
         ))
         raise Exit(code=ERROR) from None
+    finally:
+        # The process ends next. Collecting a big app's models at exit costs ~1 s at 1000
+        # tables and frees nothing the OS would not; frozen objects are skipped.
+        gc.freeze()
     if code:
         raise Exit(code=code)
 
