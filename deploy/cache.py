@@ -32,7 +32,7 @@ from functools import cache
 from pathlib import Path
 
 from deploy.config import Config
-from deploy.desired import DesiredSchema
+from deploy.desired import DesiredSchema, gc_paused
 from deploy.fingerprint import Description, fingerprint
 from deploy.hazards import Hazard
 from deploy.plans import Plan
@@ -132,7 +132,8 @@ def compiled_models(desired: DesiredSchema, major: int) -> list[str]:
     engine = create_mock_engine("postgresql+psycopg2://", record)  # type: ignore[arg-type]
     # Version-dependent DDL (e.g. identity columns) compiles for the server that builds it.
     engine.dialect.server_version_info = (major, 0)
-    desired.metadata.create_all(engine, checkfirst=False)  # type: ignore[arg-type]
+    with gc_paused():  # thousands of compiler objects, no garbage worth a collection pass
+        desired.metadata.create_all(engine, checkfirst=False)  # type: ignore[arg-type]
     flush()
     return statements
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +74,8 @@ def _import_object(config: Config, spec: str, key: str, *, fresh: bool = True) -
     if fresh:
         _forget_stale_modules(module_name.split(".")[0], config.root)
     try:
-        module = importlib.import_module(module_name)
+        with gc_paused():
+            module = importlib.import_module(module_name)
     except Exception as exc:
         where = _last_project_frame(exc, config.root)
         raise DeployError(
@@ -86,6 +90,21 @@ def _import_object(config: Config, spec: str, key: str, *, fresh: bool = True) -
             f"Module {module_name!r} has no attribute {attribute!r} (from [tool.deploy] {key} = "
             f"{spec!r}). Export it from the module or change the setting."
         ) from None
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside the block (restored after it).
+
+    Building a big app's models allocates millions of objects and nothing to collect; the
+    collector's passes over them cost ~30% of the import (0.3 s at 1000 tables)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _forget_stale_modules(package: str, root: Path) -> None:

@@ -356,3 +356,21 @@ def test_check_target_on_a_cache_hit_names_the_same_drift(project, pg):
     assert warm.target == cold.target and warm.target.state == "drift"
     assert any("hotfix" in d for d in warm.target.differences)
     assert warm.findings == cold.findings and warm.exit_code == cold.exit_code
+
+
+def test_gc_is_paused_only_inside_the_block():
+    import gc
+
+    from deploy.desired import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
