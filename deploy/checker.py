@@ -15,8 +15,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from deploy import cache, errors, position, railway, snapshot, urls
 from deploy import desired as desired_state
-from deploy import errors, position, railway, snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.differ import diff
@@ -142,10 +142,12 @@ def run_check(
     scratch: str | None = None,
     target: str | None = None,
     progress: Progress = lambda _msg: None,
+    use_cache: bool = True,
 ) -> CheckResult:
     """Check plans, models, snapshot, hazards (and `target`, read-only); report all findings.
 
-    Raises DeployError only when the check cannot run at all (no scratch server).
+    Raises DeployError only when the check cannot run at all (no scratch server). With the
+    models and plan files unchanged since a verified run (deploy.cache), no server is needed.
     """
     started = time.monotonic()
     result = CheckResult()
@@ -168,7 +170,7 @@ def run_check(
         result.add(Finding(errors.ERROR, "railway", "Railway pre-deploy command", problem,
                            file=railway.CONFIG_FILE))
     progress("classifying the hazards of every plan")
-    unparseable = _hazard_findings(config, plans, checks, result)
+    unparseable = _hazard_findings(config, plans, checks, result, use_cache)
 
     desired = None
     try:
@@ -176,14 +178,34 @@ def run_check(
     except DeployError as exc:
         result.add(Finding(errors.ERROR, "models", "Models do not load", exc.message))
 
-    with open_scratch(
-        scratch or config.scratch, config.postgres, image=config.docker_image, progress=progress
-    ) as server:
-        head_state = _replay_all(server, graph, checks, unparseable, exclusions, result, progress,
-                                 unreadable)
-        if desired is not None and not unreadable:
-            _models_and_snapshot(config, server, graph, desired, head_state, exclusions, result,
-                                 progress)
+    memo = cache.open_memo(config, desired, graph.chain, progress, use_cache=use_cache)
+    known = None
+    if (memo is not None and graph.head is not None and not unparseable and not unreadable
+            and not graph.problems()):
+        known = memo.unchanged()
+    if known is not None:
+        head_state = _from_cache(config, graph, checks, known, result)
+    else:
+        with open_scratch(
+            scratch or config.scratch, config.postgres, image=config.docker_image,
+            progress=progress,
+        ) as server:
+            head_state = _replay_all(server, graph, checks, unparseable, exclusions, result,
+                                     progress, unreadable)
+            if memo is not None and head_state is not None and not unreadable:
+                memo.save_head(head_state[1])
+            # New plans, same models: a cached state of the models that is the head is all
+            # the models check needs (it is what a build would find).
+            cached = (memo.models_at(graph.head)
+                      if memo is not None and head_state and not unreadable else None)
+            if cached is not None:
+                result.models = cached.fingerprint
+                _snapshot_findings(config, cached.ddl, cached.description, result)
+            elif desired is not None and not unreadable:
+                models = _models_and_snapshot(config, server, graph, desired, head_state,
+                                              exclusions, result, progress)
+                if memo is not None and models is not None:
+                    memo.save_desired(*models)
     if unreadable:
         names = ", ".join(unreadable)
         result.notes.append(
@@ -273,7 +295,8 @@ def _graph_findings(
 
 
 def _hazard_findings(
-    config: Config, plans: list[Plan], checks: dict[Path, PlanCheck], result: CheckResult
+    config: Config, plans: list[Plan], checks: dict[Path, PlanCheck], result: CheckResult,
+    use_cache: bool = True,
 ) -> set[Path]:
     """Classify each plan's body (never trusting its header); return plans that do not parse."""
     unparseable = set()
@@ -281,7 +304,8 @@ def _hazard_findings(
         name = relative(config, plan.path)
         try:
             # Plan.body keeps the header's lines blank, so hazard lines are lines of the file.
-            verdict = review(plan.body, plan.approvals)  # the same decision `apply` makes
+            hazards = cache.classify(plan.body, use_cache=use_cache)
+            verdict = review(plan.body, plan.approvals, hazards=hazards)  # as `apply` decides
         except StatementError as exc:
             unparseable.add(plan.path)
             message = (f"{name}:{exc.line}: PostgreSQL cannot parse the plan ({exc.reason}). Fix "
@@ -403,6 +427,22 @@ def _replay_into(
     return replayed.url, replayed.description, replayed.failure is None
 
 
+def _from_cache(
+    config: Config,
+    graph: PlanGraph,
+    checks: dict[Path, PlanCheck],
+    known: cache.Known,
+    result: CheckResult,
+) -> tuple[None, Description]:
+    """What a replay and a build would find when models and head are cached and equal: every
+    plan of the chain landed (its bytes were proven), no drift; the snapshot is still read."""
+    for plan in graph.chain:
+        checks[plan.path].replay, checks[plan.path].replay_message = LANDED, ""
+    result.models = known.fingerprint
+    _snapshot_findings(config, known.ddl, known.description, result)
+    return None, known.description
+
+
 # --- models and snapshot ---------------------------------------------------------------------
 
 
@@ -415,8 +455,10 @@ def _models_and_snapshot(
     exclusions: Exclusions,
     result: CheckResult,
     progress: Progress,
-) -> None:
-    """Models vs the head of the plans (drift), and schema.sql/json vs the head."""
+) -> tuple[Description, str] | None:
+    """Models vs the head of the plans (drift), and schema.sql/json vs the head.
+
+    Returns the models' (description, full DDL) when it built them and they are the head."""
     progress("building the desired schema from the models")
     desired_url = server.create_database("desired")
     try:
@@ -424,7 +466,7 @@ def _models_and_snapshot(
     except DeployError as exc:
         result.add(Finding(errors.ERROR, "models", "Models do not build", exc.message,
                            details=exc.details))
-        return
+        return None
     desired_desc = describe_url(desired_url, exclusions)
     result.models = fingerprint(desired_desc)
     empty_url = server.create_database("empty")
@@ -437,7 +479,7 @@ def _models_and_snapshot(
             + (f"The models match the schema after {', '.join(matches)}." if matches
                else "The models match no plan's 'to'.")
         )
-        return
+        return None
 
     if result.models != head:
         progress("diffing the head of the plans against the models")
@@ -447,7 +489,7 @@ def _models_and_snapshot(
                prove_on=(server, base_name, desired_desc))
 
     if graph.head is None:
-        return
+        return None
     # schema.sql shows the head; when the models equal the head they describe it too.
     if result.models == graph.head:
         reference_url, reference_desc = desired_url, desired_desc
@@ -455,11 +497,19 @@ def _models_and_snapshot(
         reference_url, reference_desc = head_state
     else:
         result.notes.append("schema/schema.sql was not checked: the head could not be replayed.")
-        return
+        return None
     progress("comparing the snapshot files with the head")
     with connected(empty_url) as empty_conn, connected(reference_url) as head_conn:
         ddl = diff(empty_conn, head_conn, exclusions).sql
-    for path in snapshot.stale_files(config, ddl, reference_desc):
+    _snapshot_findings(config, ddl, reference_desc, result)
+    return (desired_desc, ddl) if reference_url == desired_url else None
+
+
+def _snapshot_findings(
+    config: Config, ddl: str, head_desc: Description, result: CheckResult
+) -> None:
+    """A drift finding for each snapshot file that differs from what the head requires."""
+    for path in snapshot.stale_files(config, ddl, head_desc):
         name = relative(config, path)
         exists = "is missing" if not path.exists() else "differs from the head of the plans"
         result.add(Finding(

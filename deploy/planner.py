@@ -15,8 +15,8 @@ from sqlalchemy import Connection, create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
+from deploy import cache, snapshot, urls
 from deploy import desired as desired_state
-from deploy import snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.differ import Diff, diff
@@ -153,12 +153,14 @@ def make_plan(
     sql_file: Path | None = None,
     online: bool | None = None,
     progress: Progress = lambda _msg: None,
+    use_cache: bool = True,
 ) -> PlanResult:
     """Compute the next plan; write it (and the snapshot) unless `check` or `target` is given.
 
     With `target`, the live database at that URL is compared read-only with the models.
     Never writes a plan that does not land exactly on the models' fingerprint. `online`
-    (default: [tool.deploy] online) picks the non-blocking forms for existing tables.
+    (default: [tool.deploy] online) picks the non-blocking forms for existing tables. With
+    nothing changed since a verified run (deploy.cache), answers without a scratch server.
     """
     exclusions = config.exclusions
     online = config.online if online is None else online
@@ -168,17 +170,14 @@ def make_plan(
         return _preview_target(
             config, graph, desired, target, scratch, exclusions, progress, online=online
         )
+    memo = cache.open_memo(config, desired, graph.chain, progress, use_cache=use_cache)
+    known = memo.unchanged() if memo is not None and sql_file is None else None
+    if known is not None:
+        return _up_to_date(config, known.fingerprint, known.description, known.ddl, check)
 
     with open_scratch(
         scratch or config.scratch, config.postgres, image=config.docker_image, progress=progress
     ) as server:
-        empty_url = server.create_database("empty")
-        progress("building the desired schema from the models")
-        desired_url = server.create_database("desired")
-        desired_state.build(desired, desired_url)
-        desired_desc = describe_url(desired_url, exclusions)
-        desired_fp = fingerprint(desired_desc)
-
         base = replay(server, "base", graph.chain, exclusions, progress)
         if base.failure:
             raise DeployError(
@@ -186,16 +185,27 @@ def make_plan(
                 f"of them: {base.failure} Run `invoke check` for the full report."
             )
         base_url, base_fp = base.url, fingerprint(base.description)
+        if memo is not None:
+            memo.save_head(base.description)  # every plan landed: replay() said so
+            # New plans (e.g. just written) but the same models: no need to build them.
+            models = memo.models_at(base_fp) if sql_file is None else None
+            if models is not None:
+                return _up_to_date(config, base_fp, models.description, models.ddl, check)
+
+        empty_url = server.create_database("empty")
+        progress("building the desired schema from the models")
+        desired_url = server.create_database("desired")
+        desired_state.build(desired, desired_url)
+        desired_desc = describe_url(desired_url, exclusions)
+        desired_fp = fingerprint(desired_desc)
         with connected(empty_url) as empty_conn, connected(desired_url) as desired_conn:
             full_ddl = diff(empty_conn, desired_conn, exclusions).sql
+        if memo is not None:
+            memo.save_desired(desired_desc, full_ddl)
         stale = snapshot.stale_files(config, full_ddl, desired_desc)
 
         if base_fp == desired_fp and sql_file is None:
-            result = PlanResult("up-to-date", from_fingerprint=base_fp, to_fingerprint=desired_fp)
-            if stale and not check:
-                write_files(stale)
-                result.snapshot_written = True
-            return result
+            return _up_to_date(config, desired_fp, desired_desc, full_ddl, check)
 
         if sql_file is not None:
             body = _read_sql_file(sql_file)
@@ -339,6 +349,18 @@ def _column_types(url: URL, table: tuple[str, str], columns: list[str]) -> dict[
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _up_to_date(
+    config: Config, fp: str, description: Description, ddl: str, check: bool
+) -> PlanResult:
+    """Nothing to plan: only the snapshot files may need rewriting (not with `check`)."""
+    result = PlanResult("up-to-date", from_fingerprint=fp, to_fingerprint=fp)
+    stale = snapshot.stale_files(config, ddl, description)
+    if stale and not check:
+        write_files(stale)
+        result.snapshot_written = True
+    return result
 
 
 def converge(

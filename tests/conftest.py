@@ -67,6 +67,16 @@ class Databases:
             conn.close()
 
 
+@pytest.fixture(autouse=True)
+def private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Each test gets an empty plan/check cache (deploy.cache), never the user's own."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("SCHEMA_DEPLOY_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def pg() -> Iterator[Databases]:
     """A real PostgreSQL 15 started for the test session (local binaries, no Docker)."""

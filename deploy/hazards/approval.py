@@ -23,13 +23,18 @@ class Review:
         return [hazard for hazard, approval in self.hazards if approval is None]
 
 
-def review(sql: str, approvals: Iterable[Approval], *, use_squawk: bool = True) -> Review:
-    """Classify the plan body and match each hazard to an `-- approve:` line (texts compared
-    after stripping surrounding blanks). Raises StatementError when the SQL does not parse."""
+def review(
+    sql: str, approvals: Iterable[Approval], *, use_squawk: bool = True,
+    hazards: Sequence[Hazard] | None = None,
+) -> Review:
+    """Classify the plan body (unless its `hazards` are given, e.g. from the cache) and match
+    each hazard to an `-- approve:` line (texts compared after stripping surrounding blanks).
+    Raises StatementError when the SQL does not parse."""
     from deploy.hazards.core import classify  # core imports every rule module
 
     approvals = list(approvals)
-    hazards = classify(sql, use_squawk=use_squawk)
+    if hazards is None:
+        hazards = classify(sql, use_squawk=use_squawk)
     by_text = {a.text.strip(): a for a in approvals}
     found = {h.text.strip() for h in hazards}
     return Review(
