@@ -432,7 +432,8 @@ def _apply_and_compare(
             ) from None
     conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
     try:
-        run_steps(conn, plan_steps(sql, name or "generated SQL"), filename=name or "plan")
+        if sql.strip():  # an empty diff has nothing to run (and is no plan to refuse)
+            run_steps(conn, plan_steps(sql, name or "generated SQL"), filename=name or "plan")
     except StatementFailed as exc:
         if not generated:
             raise DeployError(

@@ -388,3 +388,24 @@ def test_non_transactional_kinds_are_resumable_or_refused(sql: str, refused: str
         plan_steps(body, "p.sql")
     assert caught.value.message.startswith("p.sql:2: ") and refused in caught.value.message
     assert caught.value.line == 2
+
+
+def test_an_enum_value_added_by_a_run_that_died_is_skipped_on_resume(pg: Databases) -> None:
+    """ALTER TYPE … ADD VALUE runs on its own (committed before a later step uses it); a
+    run killed after it but before its step was recorded must not fail "already exists"."""
+    from deploy.runner import plan_steps, run_steps
+
+    url = pg.new("enum_resume")
+    pg.execute(url, "CREATE TYPE public.mood AS ENUM ('ok', 'sad')")
+    body = "ALTER TYPE public.mood ADD VALUE 'happy' AFTER 'ok';\n"
+    steps = plan_steps(body, "p.sql")
+    assert [step.transactional for step in steps] == [False]
+    for _ in range(2):  # the second run is the resume after a crash
+        conn = psycopg2.connect(**urls.psycopg2_dsn(url))
+        try:
+            run_steps(conn, steps, filename="p.sql")
+        finally:
+            conn.close()
+    labels = pg.query(url, "SELECT enumlabel FROM pg_enum WHERE enumtypid = 'public.mood'::regtype "
+                           "ORDER BY enumsortorder")
+    assert [row[0] for row in labels] == ["ok", "happy", "sad"]
