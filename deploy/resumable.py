@@ -31,11 +31,13 @@ _REINDEX_KINDS = {
 }
 
 
-def refusal(statement: Statement) -> str | None:
-    """Why a statement that runs outside a transaction cannot be resumed safely, else None."""
+def refusal(statement: Statement, node: ast.Node | None = None) -> str | None:
+    """Why a statement that runs outside a transaction cannot be resumed safely, else None.
+    `node` is its parse tree when the caller has it (else the statement is parsed)."""
     if statement.transactional:
         return None
-    node = _node(statement)
+    if node is None:
+        node = _node(statement)
     if isinstance(node, ast.IndexStmt):
         if not node.idxname:
             return ("an unnamed CREATE INDEX CONCURRENTLY cannot be resumed: if the run is "

@@ -65,7 +65,7 @@ def plan_steps(body: str, filename: str = "plan") -> list[Step]:
     pending: list[Statement] = []
     settings: list[str] = []  # PLAN_SETTINGS statements of the steps so far
     replay: tuple[str, ...] = ()
-    created = created_tables([item.statement for item in parsed])
+    created = created_tables([item.node for item in parsed])
     for item in parsed:
         statement = item.statement
         refused = session.refusal(item.node)
@@ -88,14 +88,14 @@ def plan_steps(body: str, filename: str = "plan") -> list[Step]:
                 "Remove the line and run again.",
                 line=statement.line,
             )
-        alone = validates_existing_table(statement, created)
+        alone = validates_existing_table(item.node, created)
         if statement.transactional and not alone:
             if not pending:
                 replay = tuple(settings)
             pending.append(statement)
         else:
             if not statement.transactional:
-                refused = resumable.refusal(statement)
+                refused = resumable.refusal(statement, item.node)
                 if refused:
                     raise DeployError(
                         f"{filename}:{statement.line}: {refused}. Change the plan and run again.",
@@ -112,20 +112,18 @@ def plan_steps(body: str, filename: str = "plan") -> list[Step]:
     return steps
 
 
-def created_tables(statements: list[Statement]) -> set[tuple[str, str]]:
-    """(schema, table) of every table the statements create."""
+def created_tables(nodes: list[ast.Node]) -> set[tuple[str, str]]:
+    """(schema, table) of every table the parsed statements create."""
     created = set()
-    for statement in statements:
-        node = _node(statement)
+    for node in nodes:
         if isinstance(node, ast.CreateStmt) and node.relation is not None:
             created.add((node.relation.schemaname or DEFAULT_SCHEMA, node.relation.relname))
     return created
 
 
-def validates_existing_table(statement: Statement, created: set[tuple[str, str]]) -> bool:
-    """True for `ALTER TABLE … VALIDATE CONSTRAINT` on a table not in `created`: its scan
-    must not run under the locks of the statements before it, so it commits on its own."""
-    node = _node(statement)
+def validates_existing_table(node: ast.Node, created: set[tuple[str, str]]) -> bool:
+    """True for a parsed `ALTER TABLE … VALIDATE CONSTRAINT` on a table not in `created`: its
+    scan must not run under the locks of the statements before it, so it commits alone."""
     if not isinstance(node, ast.AlterTableStmt) or node.relation is None or not node.cmds:
         return False
     if not all(
@@ -135,11 +133,6 @@ def validates_existing_table(statement: Statement, created: set[tuple[str, str]]
     ):
         return False
     return (node.relation.schemaname or DEFAULT_SCHEMA, node.relation.relname) not in created
-
-
-def _node(statement: Statement) -> ast.Node | None:
-    parsed = parse(statement.sql)
-    return parsed[0].node if len(parsed) == 1 else None
 
 
 # Called inside a step's transaction, after its statements: (cursor, steps done so far).
