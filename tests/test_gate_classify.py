@@ -149,3 +149,22 @@ def test_a_new_tables_defaults_do_not_run_but_an_index_expression_does() -> None
     fn = "CREATE FUNCTION public.f(int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT 1 $$;\n"
     assert texts(fn + "CREATE TABLE t (a int DEFAULT public.f(1));") == []
     assert kinds(fn + "CREATE INDEX CONCURRENTLY ix ON users (public.f(id));") == {UNVERIFIED}
+
+
+def test_set_not_null_after_a_validated_not_null_check_does_not_block_writes() -> None:
+    safe = (
+        'ALTER TABLE public.cards ADD CONSTRAINT "cards_n_nn_check" CHECK ("n" IS NOT NULL) '
+        "NOT VALID;\n"
+        'ALTER TABLE public.cards VALIDATE CONSTRAINT "cards_n_nn_check";\n'
+        'ALTER TABLE public.cards ALTER COLUMN "n" SET NOT NULL;\n'
+        'ALTER TABLE public.cards DROP CONSTRAINT "cards_n_nn_check";\n'
+    )
+    kinds = {h.kind for h in classify(safe, use_squawk=False) if "set not null" in h.text}
+    assert kinds == {"BACKWARD_INCOMPATIBLE"}
+    # A check that was never validated, or one on another column, proves nothing.
+    unvalidated = safe.replace('ALTER TABLE public.cards VALIDATE CONSTRAINT "cards_n_nn_check";\n',
+                               "")
+    other = safe.replace('CHECK ("n" IS NOT NULL)', 'CHECK ("m" IS NOT NULL)')
+    for sql in (unvalidated, other):
+        kinds = {h.kind for h in classify(sql, use_squawk=False) if "set not null" in h.text}
+        assert "BLOCKS_WRITES" in kinds

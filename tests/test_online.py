@@ -165,12 +165,6 @@ def test_set_not_null_temporary_check_never_takes_a_used_name(pg):
     assert prove(pg, base, statements, desired) == []
 
 
-@pytest.mark.xfail(
-    reason="deploy/hazards.py _alter_table flags every SET NOT NULL on an existing column "
-    "(BLOCKS_WRITES + BACKWARD_INCOMPATIBLE 'alter column … set not null') without looking "
-    "for a validated CHECK (col IS NOT NULL) earlier in the plan; the hazards package owns it",
-    strict=False,
-)
 def test_set_not_null_safe_form_raises_no_blocking_hazard(pg):
     desired = BASE.replace("n int,", "n int NOT NULL,")
     hazards = classify("\n".join(generate(pg, BASE, desired)))

@@ -126,11 +126,19 @@ def classify_alter_table(
                 out.add(phrase, TABLE_REWRITE, BACKWARD_INCOMPATIBLE)
         elif sub == AT.AT_SetNotNull:
             # A column added in this transaction already holds ACCESS EXCLUSIVE on the table.
-            if col not in plan.columns:
+            if col in plan.validated_not_null:
+                # The online form: a validated CHECK (col IS NOT NULL) spares the scan, so
+                # writes wait only for the brief lock; old code may still write NULLs.
+                out.add(f"alter column {names.qcol(col)} set not null", BACKWARD_INCOMPATIBLE)
+            elif col not in plan.columns:
                 out.add(f"alter column {names.qcol(col)} set not null",
                         BLOCKS_WRITES, BACKWARD_INCOMPATIBLE)
+        elif sub == AT.AT_ValidateConstraint:
+            column = plan.not_null_checks.get((table, cmd.name or ""))
+            if column is not None:
+                plan.validated_not_null.add((*table, column))
         elif sub == AT.AT_AddConstraint:
-            _add_constraint(cmd.def_, table, out)
+            _add_constraint(cmd.def_, table, plan, out)
         elif sub == AT.AT_SetTableSpace:
             out.add(f"alter {word} {names.qname(table)} set tablespace {names.q(cmd.name)}",
                     TABLE_REWRITE)
@@ -190,8 +198,11 @@ def _add_column(cd: ast.ColumnDef, table: Key, plan: PlanState, out: Result) -> 
             out.add(f"add column {qcol} with {inline[c.contype]} constraint", BLOCKS_WRITES)
 
 
-def _add_constraint(c: ast.Constraint, table: Key, out: Result) -> None:
+def _add_constraint(c: ast.Constraint, table: Key, plan: PlanState, out: Result) -> None:
     on = names.qname(table)
+    column = _not_null_check_column(c)
+    if column is not None and c.conname:
+        plan.not_null_checks[(table, c.conname)] = column
     if c.conname:
         name = names.q(c.conname)
     else:
@@ -206,6 +217,20 @@ def _add_constraint(c: ast.Constraint, table: Key, out: Result) -> None:
         out.add(f"add {word} {label} without USING INDEX", BLOCKS_WRITES)
     elif c.contype == CT.CONSTR_EXCLUSION:
         out.add(f"add exclusion {label}", BLOCKS_WRITES)
+
+
+def _not_null_check_column(c: ast.Constraint) -> str | None:
+    """The column of a `CHECK (col IS NOT NULL) NOT VALID` constraint, else None."""
+    expr = c.raw_expr
+    if (c.contype != CT.CONSTR_CHECK or not c.skip_validation
+            or not isinstance(expr, ast.NullTest)
+            or expr.nulltesttype != enums.NullTestType.IS_NOT_NULL
+            or not isinstance(expr.arg, ast.ColumnRef)):
+        return None
+    fields = expr.arg.fields or ()
+    if len(fields) != 1 or not isinstance(fields[0], ast.String):
+        return None
+    return fields[0].sval
 
 
 def _is_binary_widening(old: ast.TypeName | None, new_def: ast.ColumnDef, column: str) -> bool:

@@ -57,6 +57,11 @@ class PlanState:
     # How often the plan changed search_path (or ran code that may have). Unqualified names
     # then resolve to UNKNOWN_SCHEMA#n: the same unknown schema until the next change.
     search_path_changes: int = 0
+    # NOT VALID `CHECK (col IS NOT NULL)` constraints the plan added: (table, name) -> column,
+    # and the columns whose such check the plan then validated. SET NOT NULL on those uses
+    # the check instead of scanning the table (PostgreSQL 12+): the online-safe form.
+    not_null_checks: dict[tuple[Key, str], str] = field(default_factory=dict)
+    validated_not_null: set[ColumnKey] = field(default_factory=set)
 
     def search_path_changed(self) -> None:
         self.search_path_changes += 1
