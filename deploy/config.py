@@ -16,7 +16,10 @@ HISTORY_SCHEMA = "schema_deploy"
 _KNOWN_KEYS = {
     "metadata", "extensions", "sql", "plans", "snapshot", "postgres", "exclude",
     "scratch", "docker_image", "lock_timeout", "statement_timeout", "history_schema",
+    "on_ahead", "keep_dropped_data", "keep_max_mb",
 }
+# What apply does when the database is ahead of the plan files (an older deployment).
+ON_AHEAD = ("auto", "keep", "rollback")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,9 @@ class Config:
     lock_timeout: str = "5s"
     statement_timeout: str = "15min"
     history_schema: str = HISTORY_SCHEMA
+    on_ahead: str = "auto"
+    keep_dropped_data: bool = True
+    keep_max_mb: float = 100.0
 
     @property
     def exclusions(self) -> Exclusions:
@@ -94,6 +100,20 @@ def load_config(root: Path | str | None = None) -> Config:
     for key in ("sql", "plans", "snapshot", "extensions", "docker_image"):
         if key in table and not isinstance(table[key], str):
             raise DeployError(f"[tool.deploy] {key} in {path} must be a string.")
+    on_ahead = table.get("on_ahead", "auto")
+    if on_ahead not in ON_AHEAD:
+        raise DeployError(
+            f"[tool.deploy] on_ahead = {on_ahead!r} in {path} must be one of "
+            f"{', '.join(ON_AHEAD)} (what apply does when the database is ahead of the plans)."
+        )
+    keep = table.get("keep_dropped_data", True)
+    keep_max = table.get("keep_max_mb", 100)
+    if not isinstance(keep, bool) or isinstance(keep_max, bool) or not isinstance(
+            keep_max, int | float) or keep_max < 0:
+        raise DeployError(
+            f"[tool.deploy] in {path}: keep_dropped_data must be true or false and keep_max_mb "
+            "a number of megabytes >= 0, for example keep_dropped_data = true, keep_max_mb = 100."
+        )
     return Config(
         root=base,
         metadata=metadata,
@@ -108,4 +128,7 @@ def load_config(root: Path | str | None = None) -> Config:
         lock_timeout=str(table.get("lock_timeout", "5s")),
         statement_timeout=str(table.get("statement_timeout", "15min")),
         history_schema=str(table.get("history_schema", HISTORY_SCHEMA)),
+        on_ahead=on_ahead,
+        keep_dropped_data=keep,
+        keep_max_mb=float(keep_max),
     )

@@ -90,7 +90,8 @@ class StatusCache:
 
 def healthy(document: dict[str, object]) -> bool:
     """True only when the live schema is exactly at the head of the plans."""
-    return document.get("state") == "head"
+    # "ahead": apply chose to leave a newer, expand-only state in place for this older code.
+    return document.get("state") in ("head", "ahead")
 
 
 def minimal(document: dict[str, object]) -> dict[str, object]:

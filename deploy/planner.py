@@ -16,7 +16,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from deploy import desired as desired_state
-from deploy import snapshot, urls
+from deploy import reverse, snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.differ import Diff, diff
@@ -224,7 +224,12 @@ def make_plan(
         plan_name = name or "schema change"
         path = new_plan_path(config.plans_dir, plan_name)
         header_body = render_plan(plan_name, base_fp, desired_fp, config.postgres, hazards, body)
-        write_files({path: header_body, **stale})
+        # The way back is written with the plan, proven the same way (deploy/reverse.py).
+        reverses, reverse_note = reverse.files_for(
+            server, path, plan_name, base_fp, desired_fp, config.postgres, exclusions, progress,
+            to_db="desired", from_db="base")
+        result.notes += [reverse_note] if reverse_note else []
+        write_files({path: header_body, **reverses, **stale})
         result.plan_path = path
         result.snapshot_written = bool(stale)
         # Hazard lines were counted in the body; in the file the header comes first.

@@ -110,6 +110,7 @@ def show_apply(out: Output, result: ApplyResult) -> int:
             "head": result.head,
             "adopted": result.adopted,
             "adopted_state": result.adopted_state,
+            "message": result.message,
             "plans": [
                 {"file": p.filename, "from": p.from_fingerprint, "to": p.to_fingerprint,
                  "seconds": round(p.seconds, 3), "statements": list(p.statements),
@@ -125,6 +126,8 @@ def show_apply(out: Output, result: ApplyResult) -> int:
     if result.status == "up-to-date":
         out.text(out.colour(f"{result.target} is up to date", "green")
                  + f" ({short(result.live_fingerprint)}).")
+    elif result.status == "ahead":
+        out.text(out.colour(result.message or "", "yellow"))
     elif result.status == "dry-run":
         if not result.applied:
             out.text(f"Dry run: {result.target} is up to date; nothing would run.")
@@ -154,7 +157,7 @@ def show_apply(out: Output, result: ApplyResult) -> int:
 def show_status(out: Output, result: StatusResult) -> int:
     """Print a status result; exit 0 at head, 2 with pending plans, 4 on drift."""
     code = {"head": errors.OK, "no-plans": errors.OK, "pending": errors.PENDING,
-            "drift": errors.DRIFT}[result.state]
+            "drift": errors.DRIFT, "ahead": errors.OK}[result.state]
     out.json(
         "status",
         {
@@ -168,6 +171,7 @@ def show_status(out: Output, result: StatusResult) -> int:
             "differences": result.differences,
             "message": result.message,
             "history": result.history,
+            "kept": result.kept,
         },
     )
     out.text(f"target:   {result.target}")
@@ -188,8 +192,13 @@ def show_status(out: Output, result: StatusResult) -> int:
         if len(result.differences) > 40:
             out.text(f"  … and {len(result.differences) - 40} more")
         out.text(result.message or "")
+    elif result.state == "ahead":  # reached through reviewed plans: not drift (Ways back)
+        out.text(out.colour("state:    ahead of these plan files (see `matches`); "
+                            "`invoke rollback` can undo it", "yellow"))
     else:
         out.text("state:    no plans yet")
+    for line in result.kept:
+        out.text(f"kept:     {line}")
     append_step_summary(
         f"### invoke status: {result.state} ({result.target})\n\n"
         + "".join(f"- pending: `{name}`\n" for name in result.pending)
