@@ -227,7 +227,7 @@ def make_plan(
         # The way back is written with the plan, proven the same way (deploy/reverse.py).
         reverses, reverse_note = reverse.files_for(
             server, path, plan_name, base_fp, desired_fp, config.postgres, exclusions, progress,
-            to_db="desired", from_db="base")
+            to_db="desired", from_url=base_url)
         result.notes += [reverse_note] if reverse_note else []
         write_files({path: header_body, **reverses, **stale})
         result.plan_path = path

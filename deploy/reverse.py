@@ -20,6 +20,8 @@ from deploy.hazards import classify
 from deploy.plans import Plan, parse_plan, render_plan
 
 if TYPE_CHECKING:  # the differ (migra) and scratch servers stay off the apply path
+    from sqlalchemy.engine import URL
+
     from deploy.scratch import ScratchServer
 
 Progress = Callable[[str], None]
@@ -73,14 +75,14 @@ def render_reverse(plan_name: str, filename: str, from_fp: str, to_fp: str, post
             f"like a plan's.\n{rest}")
 
 
-def generate(server: ScratchServer, to_db: str, from_db: str, exclusions: Exclusions,
+def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclusions,
              progress: Progress, proof_name: str = "reverse_proof") -> str:
-    """SQL that takes the database `to_db` back to `from_db` (both scratch databases on
-    `server`), proven on a copy of `to_db`; DeployError when the differ cannot get there."""
+    """SQL that takes the scratch database `to_db` back to the one at `from_url`, proven on
+    a copy of `to_db`; DeployError when the differ cannot get there."""
     from deploy.differ import diff
     from deploy.planner import _apply_and_compare, connected, describe_url
 
-    to_url, from_url = server.url(to_db), server.url(from_db)
+    to_url = server.url(server.database_name(to_db))
     from_desc = describe_url(from_url, exclusions)
     with connected(to_url) as to_conn, connected(from_url) as from_conn:
         first = diff(to_conn, from_conn, exclusions)
@@ -130,11 +132,11 @@ def prove(server: ScratchServer, reverse: Plan, to_db: str, from_desc: Descripti
 
 def files_for(server: ScratchServer, plan_path: Path, plan_name: str, from_fp: str, to_fp: str,
               postgres: int, exclusions: Exclusions, progress: Progress, *, to_db: str,
-              from_db: str) -> tuple[dict[Path, str], str | None]:
+              from_url: URL) -> tuple[dict[Path, str], str | None]:
     """The reverse file to write next to a new plan ({} and a note when none could be made)."""
     progress(f"generating the reverse of {plan_path.name}")
     try:
-        body = generate(server, to_db, from_db, exclusions, progress)
+        body = generate(server, to_db, from_url, exclusions, progress)
     except DeployError as exc:
         return {}, (f"No reverse was written for {plan_path.name}: {exc.message} Write the SQL "
                     f"that takes 'to' back to 'from' into {reverse_path(plan_path)} (same header "
@@ -144,20 +146,19 @@ def files_for(server: ScratchServer, plan_path: Path, plan_name: str, from_fp: s
 
 
 def _states(server: ScratchServer, chain: list[Plan], exclusions: Exclusions,
-            progress: Progress) -> list[str]:
-    """Scratch databases `state_0` (empty) … `state_n` (after plan n), each replayed and
-    checked against the plans' fingerprints; DeployError when a plan does not land."""
+            progress: Progress) -> list[tuple[str, URL]]:
+    """Scratch databases `state_0` (empty) … `state_n` (after plan n) with their URLs, each
+    replayed and checked against the plans' fingerprints; DeployError when one does not land."""
     from deploy.planner import replay
 
-    names = ["state_0"]
-    server.create_database("state_0")
+    states = [("state_0", server.create_database("state_0"))]
     for number, plan in enumerate(chain, start=1):
         name = f"state_{number}"
-        done = replay(server, name, [plan], exclusions, progress, template=names[-1])
+        done = replay(server, name, [plan], exclusions, progress, template=states[-1][0])
         if done.failure:
             raise DeployError(f"The plans do not replay cleanly: {done.failure}")
-        names.append(name)
-    return names
+        states.append((name, done.url))
+    return states
 
 
 def write_missing(config: Config, scratch: str | None, progress: Progress) -> list[Path]:
@@ -179,7 +180,7 @@ def write_missing(config: Config, scratch: str | None, progress: Progress) -> li
             written, note = files_for(
                 server, plan.path, plan.name, plan.from_fingerprint, plan.to_fingerprint,
                 plan.postgres, config.exclusions, progress,
-                to_db=states[index + 1], from_db=states[index])
+                to_db=states[index + 1][0], from_url=states[index][1])
             if note:
                 raise DeployError(note)
             files.update(written)
@@ -216,8 +217,8 @@ def check_all(server: ScratchServer, chain: list[Plan], exclusions: Exclusions,
     states = _states(server, chain[: max(reverses) + 1], exclusions, progress)
     for index, found in sorted(reverses.items()):
         progress(f"proving the reverse of {chain[index].filename}")
-        from_desc = describe_url(server.url(states[index]), exclusions)
-        why = prove(server, found, states[index + 1], from_desc, exclusions)
+        from_desc = describe_url(states[index][1], exclusions)
+        why = prove(server, found, states[index + 1][0], from_desc, exclusions)
         if why:
             problems.append(
                 f"reverse/{found.filename} does not take {chain[index].filename}'s 'to' back to "
