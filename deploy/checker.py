@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from deploy import desired as desired_state
-from deploy import errors, position, snapshot, urls
+from deploy import errors, position, reverse, snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.differ import diff
@@ -179,6 +179,8 @@ def run_check(
         if desired is not None and not unreadable:
             _models_and_snapshot(config, server, graph, desired, head_state, exclusions, result,
                                  progress)
+        if head_state is not None:  # the ways back (deploy/reverse.py), once the chain lands
+            reverse.add_to_check(config, server, graph.chain, result, progress)
     if unreadable:
         names = ", ".join(unreadable)
         result.notes.append(

@@ -225,3 +225,30 @@ def check_all(server: ScratchServer, chain: list[Plan], exclusions: Exclusions,
                 f"its 'from': {why} Restore it from version control, or delete it and run "
                 "`invoke plan --reverses`.")
     return problems, notes
+
+
+def add_to_check(config: Config, server: ScratchServer, chain: list[Plan], result: object,
+                 progress: Progress) -> None:
+    """Record in a `check` result: reverses that do not land (errors), plans without a
+    reverse and reverse hazards nobody approved yet (notes: rollback refuses those)."""
+    from deploy import errors
+    from deploy.checker import Finding, relative
+    from deploy.hazards import unapproved
+
+    problems, notes = check_all(server, chain, config.exclusions, progress)
+    for plan in chain:
+        path = reverse_path(plan.path)
+        if not path.is_file():
+            continue
+        try:
+            found = parse_plan(path)
+            missing = unapproved(classify(found.body), list(found.approvals))
+        except (DeployError, ValueError):
+            continue  # reported by check_all
+        if missing:
+            notes.append(f"{relative(config, path)} has {len(missing)} unapproved hazard(s); "
+                         "`invoke rollback` refuses to run it (exit 3) until a reviewer "
+                         "approves them like a plan's.")
+    for problem in problems:
+        result.add(Finding(errors.ERROR, "reverse", "Reverse plan does not land", problem))  # type: ignore[attr-defined]
+    result.notes.extend(notes)  # type: ignore[attr-defined]
