@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import psycopg2
 from pglast import ast, enums
+from pglast.stream import RawStream
 from psycopg2 import sql as pgsql
 
 from deploy.config import Config
@@ -163,6 +164,12 @@ def add_restores(conn: Connection, config: Config, forward: str, steps: list[Ste
     last = max((i for i, s in enumerate(steps) if s.transactional), default=None)
     if not kept or last is None:
         return steps
+    # A NOT NULL column comes back nullable, is refilled, then gets NOT NULL again: adding it
+    # NOT NULL to a table holding rows would fail before the values could be restored.
+    columns = {(relation, column) for relation, column, _ in kept if column}
+    relaxed: list[tuple[str, str]] = []
+    steps = [Step(tuple(_relax(st, columns, relaxed) for st in step.statements), True)
+             if step.transactional else step for step in steps]
     line = steps[last].statements[-1].line
     extra = []
     for relation_name, column, keys in sorted(kept, key=lambda r: (r[0], r[1] or "")):
@@ -185,10 +192,37 @@ def add_restores(conn: Connection, config: Config, forward: str, steps: list[Ste
         extra.append(query.format(rel=relation, kept=_table(schema), where=where,
                                   col=pgsql.Identifier(column or "")).as_string(conn))
         progress(f"restoring kept data of {relation_name}" + (f".{column}" if column else ""))
+    for relation_name, column in relaxed:
+        schema_name, _, table = relation_name.partition(".")
+        extra.append(pgsql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(
+            pgsql.Identifier(schema_name, table), pgsql.Identifier(column)).as_string(conn))
     extra.append(pgsql.SQL("DELETE FROM {} WHERE plan = {}").format(
         _table(schema), pgsql.Literal(forward)).as_string(conn))
     statements = (*steps[last].statements, *(Statement(sql, line, True) for sql in extra))
     return [*steps[:last], Step(statements, True), *steps[last + 1:]]
+
+
+def _relax(statement: Statement, columns: set[tuple[str, str]],
+           relaxed: list[tuple[str, str]]) -> Statement:
+    """`statement` without NOT NULL on the kept columns it adds (noted in `relaxed`)."""
+    node = parse(statement.sql)[0].node
+    if not isinstance(node, ast.AlterTableStmt) or node.relation is None:
+        return statement
+    relation = f"{node.relation.schemaname or 'public'}.{node.relation.relname}"
+    changed = False
+    for cmd in node.cmds or ():
+        definition = cmd.def_
+        if (cmd.subtype != enums.AlterTableType.AT_AddColumn or definition is None
+                or (relation, definition.colname) not in columns):
+            continue
+        constraints = tuple(definition.constraints or ())
+        kept = tuple(c for c in constraints if c.contype != enums.ConstrType.CONSTR_NOTNULL)
+        if len(kept) != len(constraints) or definition.is_not_null:
+            definition.constraints = kept or None
+            definition.is_not_null = False
+            relaxed.append((relation, definition.colname))
+            changed = True
+    return Statement(RawStream()(node), statement.line, True) if changed else statement
 
 
 def summary(conn: Connection, schema: str) -> list[str]:
