@@ -178,6 +178,7 @@ def add_restores(conn: Connection, config: Config, forward: str, steps: list[Ste
         where = pgsql.SQL("k.plan = {} AND k.relation = {} AND k.column_name IS NOT DISTINCT "
                           "FROM {}").format(pgsql.Literal(forward), pgsql.Literal(relation_name),
                                             pgsql.Literal(column))
+        match = pgsql.SQL("")
         if column is None:
             query = pgsql.SQL(
                 "INSERT INTO {rel} OVERRIDING SYSTEM VALUE SELECT (jsonb_populate_record("
@@ -187,10 +188,10 @@ def add_restores(conn: Connection, config: Config, forward: str, steps: list[Ste
                 pgsql.SQL("t.{c} = r.{c}").format(c=pgsql.Identifier(c)) for c in keys)
             query = pgsql.SQL(
                 "UPDATE {rel} t SET {col} = r.{col} FROM (SELECT (jsonb_populate_record("
-                "NULL::{rel}, k.row_data)).* FROM {kept} k WHERE {where}) r WHERE "
-            ) + match
+                "NULL::{rel}, k.row_data)).* FROM {kept} k WHERE {where}) r WHERE {match}")
         extra.append(query.format(rel=relation, kept=_table(schema), where=where,
-                                  col=pgsql.Identifier(column or "")).as_string(conn))
+                                  col=pgsql.Identifier(column or "-"),
+                                  match=match).as_string(conn))
         progress(f"restoring kept data of {relation_name}" + (f".{column}" if column else ""))
     for relation_name, column in relaxed:
         schema_name, _, table = relation_name.partition(".")

@@ -186,10 +186,14 @@ def on_ahead(run: _Run, conn: Connection, where_now: position.Position, result: 
     done = run_reverses(run, conn, route, result, dry_run)
     if dry_run:
         return done
+    conn.commit()  # end the bookkeeping transaction: locate reads in a session of its own
+    conn.autocommit = True
     rest = run.apply(conn, dry_run)  # the state it lands on may still have plans pending
     rest.applied[:0] = done.applied
     rest.status = "rolled-back" if rest.status == "up-to-date" else rest.status
-    rest.message = f"Rolled back {names} (the database was ahead of these plan files)."
+    rest.message = (f"Rolled back {names} with the reverses recorded when they were applied "
+                    "(the database was ahead of these plan files, and they do not only add to "
+                    f"the schema; on_ahead = {run.config.on_ahead}).")
     return rest
 
 

@@ -128,6 +128,9 @@ def show_apply(out: Output, result: ApplyResult) -> int:
                  + f" ({short(result.live_fingerprint)}).")
     elif result.status == "ahead":
         out.text(out.colour(result.message or "", "yellow"))
+    elif result.status == "rolled-back":  # an older deployment undid what it cannot run with
+        out.text(out.colour(result.message or "", "yellow"))
+        out.text(f"{result.target} is now at {short(result.live_fingerprint)}.")
     elif result.status == "dry-run":
         if not result.applied:
             out.text(f"Dry run: {result.target} is up to date; nothing would run.")
@@ -144,6 +147,8 @@ def show_apply(out: Output, result: ApplyResult) -> int:
             resumed = (f" (resumed at step {plan.resumed_at_step + 1})"
                        if plan.resumed_at_step is not None else "")
             out.text(f"applied {plan.filename} in {plan.seconds:.2f}s{resumed}")
+        if result.message:
+            out.text(result.message)
         out.text(out.colour(f"{result.target} is now at {short(result.head)}.", "green"))
     rows = "".join(f"| `{p.filename}` | {p.seconds:.2f}s |\n" for p in result.applied)
     append_step_summary(
