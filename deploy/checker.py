@@ -561,6 +561,9 @@ def _check_target(
         check.pending = found.pending
         if found.resume is not None:
             result.notes.append(f"{where} is {found.matches}.")
+    elif found.state == position.AHEAD:  # reached through reviewed plans: not drift
+        check.state = "ahead"
+        result.notes.append(f"{where} is {found.matches}.")
     else:
         check.state = "head"
     return check
