@@ -169,3 +169,63 @@ def test_an_older_deployment_rolls_back_what_it_cannot_run_with(
     assert "Rolled back" in out
     assert pg.query(url, "SELECT email_verified_at::date::text FROM users") == [("2026-02-03",)]
     invoke_ok(older, "status", "--target", url)  # at the older code's head: exit 0
+
+
+def set_config(project: Path, line: str) -> None:
+    edit_models_file = project / "pyproject.toml"
+    text = edit_models_file.read_text()
+    edit_models_file.write_text(text.replace("[tool.deploy]\n", f"[tool.deploy]\n{line}\n", 1))
+
+
+def test_rollback_to_a_plan_and_keeping_turned_off(pg: Databases, project: Path) -> None:
+    url = pg.new("rb_to")
+    first = newest_plan(project)
+    invoke_ok(project, "apply", "--target", url)
+    add_user(pg, url, "a@example.org", email_verified_at="2026-03-04")
+    # A history table made by an older version of the tool lacks the new columns.
+    pg.execute(url, "ALTER TABLE schema_deploy.history DROP COLUMN reverse_sql, "
+                    "DROP COLUMN expand_only")
+    invoke_ok(project, "status", "--target", url)
+    add_archived_at(project)
+    second = plan_change(project, "archive decks")
+    approve_all(reverse_path(second))
+    invoke_ok(project, "apply", "--target", url)
+    set_config(project, "keep_dropped_data = false")
+    edit_models(project, EMAIL_VERIFIED, "")
+    third = plan_change(project, "drop verification")
+    approve_all(third)
+    out = invoke_ok(project, "apply", "--target", url)
+    assert "keeping" not in out
+    assert pg.query(url, "SELECT count(*) FROM schema_deploy.history "
+                         "WHERE reverse_sql IS NOT NULL") == [(2,)]
+
+    invoke_ok(project, "rollback", "--target", url, "--to", str(first))
+    assert "archived_at" not in columns(pg, url, "decks")
+    assert pg.query(url, "SELECT email_verified_at FROM users") == [(None,)]  # not kept
+    rows = pg.query(url, "SELECT plan, status FROM schema_deploy.history WHERE status = "
+                         "'rolled-back' ORDER BY id")
+    assert rows == [(third.name, "rolled-back"), (second.name, "rolled-back")]
+    out = invoke_ok(project, "status", "--target", url, code=2)
+    assert second.name in out and third.name in out
+    out = invoke_ok(project, "rollback", "--target", url, "--to", "nonsense.sql", code=1)
+    assert "neither a plan file" in out
+
+
+def test_kept_data_is_shown_and_forgotten_and_drift_refuses(
+        pg: Databases, project: Path) -> None:
+    url = pg.new("rb_forget")
+    invoke_ok(project, "apply", "--target", url)
+    add_user(pg, url, "b@example.org", email_verified_at="2026-03-04")
+    edit_models(project, EMAIL_VERIFIED, "")
+    plan = plan_change(project, "drop verification")
+    approve_all(plan)
+    invoke_ok(project, "apply", "--target", url)
+    out = invoke_ok(project, "status", "--target", url)
+    assert "kept:     public.users.email_verified_at: 1 row(s)" in out
+    out = invoke_ok(project, "rollback", "--target", url, "--forget")
+    assert "Removed 1 row(s)" in out
+    assert "kept:" not in invoke_ok(project, "status", "--target", url)
+
+    pg.execute(url, "CREATE TABLE by_hand (id int)")
+    out = invoke_ok(project, "rollback", "--target", url, code=4)
+    assert "Drift" in out and "Traceback" not in out
