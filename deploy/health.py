@@ -89,7 +89,7 @@ class StatusCache:
 
 
 def healthy(document: dict[str, object]) -> bool:
-    """True only when the live schema is exactly at the head of the plans."""
+    """True when the live schema is at the head, or ahead of it through recorded plans."""
     # "ahead": apply chose to leave a newer, expand-only state in place for this older code.
     return document.get("state") in ("head", "ahead")
 

@@ -229,26 +229,14 @@ def check_all(server: ScratchServer, chain: list[Plan], exclusions: Exclusions,
 
 def add_to_check(config: Config, server: ScratchServer, chain: list[Plan], result: object,
                  progress: Progress) -> None:
-    """Record in a `check` result: reverses that do not land (errors), plans without a
-    reverse and reverse hazards nobody approved yet (notes: rollback refuses those)."""
+    """Record in a `check` result: reverses that do not land (errors) and plans without a
+    reverse (notes). Unapproved reverse hazards are not findings: the reverse files show them
+    to the reviewer, and `rollback` refuses them (exit 3) when it would run them."""
     from deploy import errors
-    from deploy.checker import Finding, relative
-    from deploy.hazards import unapproved
+    from deploy.checker import Finding
 
     problems, notes = check_all(server, chain, config.exclusions, progress)
-    for plan in chain:
-        path = reverse_path(plan.path)
-        if not path.is_file():
-            continue
-        try:
-            found = parse_plan(path)
-            missing = unapproved(classify(found.body), list(found.approvals))
-        except (DeployError, ValueError):
-            continue  # reported by check_all
-        if missing:
-            notes.append(f"{relative(config, path)} has {len(missing)} unapproved hazard(s); "
-                         "`invoke rollback` refuses to run it (exit 3) until a reviewer "
-                         "approves them like a plan's.")
     for problem in problems:
-        result.add(Finding(errors.ERROR, "reverse", "Reverse plan does not land", problem))  # type: ignore[attr-defined]
+        result.add(Finding(errors.ERROR, "reverse", "Reverse plan does not land",  # type: ignore[attr-defined]
+                           problem))
     result.notes.extend(notes)  # type: ignore[attr-defined]

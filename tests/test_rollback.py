@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+from deploy.health import healthy
 from deploy.plans import load_chain, parse_plan
 from deploy.reverse import reverse_path
 from tests.conftest import Databases, run_invoke
@@ -66,14 +67,21 @@ def test_plan_writes_a_proven_reverse_and_check_verifies_it(project: Path) -> No
     assert any("DELETES_DATA" in h for h in reverse.hazards)
     # load_chain ignores the reverse directory: still a chain of two plans.
     assert len(load_chain(project / "schema" / "plans").chain) == 2
+    done = run_invoke(project, "check", "--scratch", "local")
+    assert done.returncode == 0 and "reverse" not in done.stdout, done.stdout + done.stderr
+    # A plan without a reverse is a note, and `plan --reverses` writes it.
+    reverse_path(plan).unlink()
     out = invoke_ok(project, "check", "--scratch", "local")
-    assert "unapproved hazard" in out and "reverse/" in out
+    assert f"{plan.name} has no reverse" in out
+    out = invoke_ok(project, "plan", "--reverses", "--scratch", "local")
+    assert f"reverse/{plan.name}" in out
+    assert parse_plan(reverse_path(plan)).to_fingerprint == forward.from_fingerprint
     # A hand edit that no longer lands is re-proven and refused.
     path = reverse_path(plan)
     path.write_text(path.read_text().replace('drop column "archived_at"',
                                              'add column "oops" integer'))
     out = invoke_ok(project, "check", "--scratch", "local", code=1)
-    assert "does not take" in out
+    assert "does not take" in out and "Traceback" not in out
 
 
 def test_add_column_rollback_and_apply_again(pg: Databases, project: Path) -> None:
@@ -145,8 +153,9 @@ def test_an_older_deployment_leaves_an_expand_only_state_in_place(
 
     out = invoke_ok(older, "apply", "--target", url)
     assert "ahead" in out and "archive_decks" in out
-    status = invoke_ok(older, "status", "--target", url)
-    assert "ahead" in status
+    status = json.loads(run_invoke(older, "status", "--target", url, "--format", "json").stdout)
+    assert status["state"] == "ahead" and status["exit_code"] == 0
+    assert healthy(status)  # Railway's health check passes for the older code
     assert "archived_at" in columns(pg, url, "decks")  # the old code ignores the new column
 
 
