@@ -238,3 +238,39 @@ def test_kept_data_is_shown_and_forgotten_and_drift_refuses(
     pg.execute(url, "CREATE TABLE by_hand (id int)")
     out = invoke_ok(project, "rollback", "--target", url, code=4)
     assert "Drift" in out and "Traceback" not in out
+
+
+def test_a_dropped_table_is_kept_and_restored_row_for_row(pg: Databases, tmp_path: Path) -> None:
+    import psycopg2
+
+    from deploy import keep, urls
+    from deploy.config import Config
+    from deploy.plans import parse_plan_text
+    from deploy.runner import plan_steps, run_steps
+
+    url = pg.new("rb_table")
+    pg.execute(url, "CREATE TABLE notes (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+                    "body text NOT NULL, tags text[]); INSERT INTO notes (body, tags) "
+                    "SELECT 'n' || g, ARRAY['a', g::text] FROM generate_series(1, 20) g")
+    before = pg.query(url, "SELECT * FROM notes ORDER BY id")
+    header = "-- from: sha256:{a}\n-- to: sha256:{b}\n-- postgres: 15\n\n"
+    forward = parse_plan_text(tmp_path / "p.sql", header.format(a="1" * 64, b="2" * 64)
+                              + "DROP TABLE notes;\n")
+    undo = parse_plan_text(tmp_path / "p.sql", header.format(a="2" * 64, b="1" * 64)
+                           + "CREATE TABLE notes (id int GENERATED ALWAYS AS IDENTITY PRIMARY "
+                             "KEY, body text NOT NULL, tags text[]);\n")
+    config = Config(root=tmp_path)
+    conn = psycopg2.connect(**urls.psycopg2_dsn(url))
+    try:
+        conn.autocommit = True
+        steps = keep.add_keeps(conn, config, forward, plan_steps(forward.body), print)
+        run_steps(conn, steps)
+        assert keep.summary(conn, config.history_schema)[0].startswith(
+            "public.notes (whole table): 20 row(s)")
+        conn.commit()
+        conn.autocommit = True
+        steps = keep.add_restores(conn, config, "p.sql", plan_steps(undo.body), print)
+        run_steps(conn, steps)
+    finally:
+        conn.close()
+    assert pg.query(url, "SELECT * FROM notes ORDER BY id") == before
