@@ -161,8 +161,18 @@ def on_ahead(run: _Run, conn: Connection, where_now: position.Position, result: 
     """
     names = ", ".join(a.plan for a in reversed(where_now.ahead))
     policy = run.config.on_ahead
+    # Plans of this code that start where the recorded ones left the chain cannot run on
+    # top of them: the way to this code's head goes back first.
+    pending = run.graph.path(where_now.ahead_base or "") or []
     if policy == "auto":
-        policy = "keep" if all(a.expand_only for a in where_now.ahead) else "rollback"
+        policy = "keep" if all(a.expand_only for a in where_now.ahead) and not pending else (
+            "rollback")
+    if policy == "keep" and pending:
+        raise DeployError(
+            f"{run.where} is ahead of these plan files by {names}, and this code has plans "
+            f"({', '.join(p.filename for p in pending)}) that start before them, so they cannot "
+            "run on top. on_ahead = keep forbids rolling back: set on_ahead = \"auto\" or "
+            "\"rollback\", or run `invoke rollback` first.", exit_code=DRIFT)
     if policy == "keep":
         result.status = "ahead"
         result.message = (
@@ -181,6 +191,7 @@ def on_ahead(run: _Run, conn: Connection, where_now: position.Position, result: 
                 exit_code=DRIFT)
     route = [(a.plan, _reverse_of(run, a.plan, a.from_fingerprint, a.to_fingerprint,
                                   a.reverse_sql)) for a in where_now.ahead]
+    check_approvals(pending)  # refuse before going back, not half-way to this code's head
     run.progress(f"{run.where} is ahead of these plan files by {names}: rolling back with the "
                  "reverses recorded when they were applied")
     done = run_reverses(run, conn, route, result, dry_run)

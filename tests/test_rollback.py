@@ -274,3 +274,24 @@ def test_a_dropped_table_is_kept_and_restored_row_for_row(pg: Databases, tmp_pat
     finally:
         conn.close()
     assert pg.query(url, "SELECT * FROM notes ORDER BY id") == before
+
+
+def test_an_other_branch_goes_back_before_applying_its_own_plan(
+        pg: Databases, project: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(project, other)
+    url = pg.new("rb_branch")
+    add_archived_at(project)
+    plan = plan_change(project, "archive decks")
+    approve_all(reverse_path(plan))
+    invoke_ok(project, "apply", "--target", url)
+
+    # Another commit, from before that plan, with a plan of its own (expand-only).
+    edit_models(other, EMAIL_VERIFIED,
+                EMAIL_VERIFIED + EMAIL_VERIFIED.replace("email_verified_at", "nickname_at"))
+    plan_change(other, "nickname")
+    out = invoke_ok(other, "apply", "--target", url)
+    assert "Rolled back" in out
+    assert "archived_at" not in columns(pg, url, "decks")
+    assert "nickname_at" in columns(pg, url, "users")
+    invoke_ok(other, "status", "--target", url)
