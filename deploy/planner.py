@@ -65,6 +65,7 @@ class PlanResult:
     target: str | None = None
     target_on_chain: bool | None = None
     notes: list[str] = field(default_factory=list)
+    reverse_path: Path | None = None  # the reverse written with the plan (deploy/reverse.py)
 
 
 @contextmanager
@@ -231,6 +232,7 @@ def make_plan(
         result.notes += [reverse_note] if reverse_note else []
         write_files({path: header_body, **reverses, **stale})
         result.plan_path = path
+        result.reverse_path = next(iter(reverses), None)
         result.snapshot_written = bool(stale)
         # Hazard lines were counted in the body; in the file the header comes first.
         shift = _body_line_shift(body, header_body)

@@ -34,6 +34,8 @@ def show_plan(out: Output, config: Config, result: PlanResult) -> int:
             "from": result.from_fingerprint,
             "to": result.to_fingerprint,
             "plan_file": _relative(config, result.plan_path) if result.plan_path else None,
+            "reverse_file": (_relative(config, result.reverse_path) if result.reverse_path
+                             else None),
             "snapshot_written": result.snapshot_written,
             "target": result.target,
             "target_on_chain": result.target_on_chain,
@@ -77,6 +79,9 @@ def show_plan(out: Output, config: Config, result: PlanResult) -> int:
                 "Review the hazards: approve each with an '-- approve: <same text> -- <reason>' "
                 "line in the plan header, or `invoke check` and `invoke apply` will refuse it."
             )
+        if result.reverse_path:
+            out.text(f"Wrote its reverse {_relative(config, result.reverse_path)} (what `invoke "
+                     "rollback` runs; its hazards are approved the same way before a rollback).")
     elif result.status == "pending" and not result.target:
         out.text("Run `invoke plan --name \"<what changed>\"` to write it.")
     return code

@@ -45,8 +45,10 @@ def columns(pg: Databases, url: str, table: str) -> set[str]:
 
 
 def plan_change(project: Path, name: str) -> Path:
-    invoke_ok(project, "plan", "--name", name, "--scratch", "local")
-    return newest_plan(project)
+    out = invoke_ok(project, "plan", "--name", name, "--scratch", "local")
+    plan = newest_plan(project)
+    assert f"Wrote its reverse schema/plans/reverse/{plan.name}" in out
+    return plan
 
 
 def add_user(pg: Databases, url: str, email: str, **values: object) -> None:
