@@ -1,4 +1,4 @@
-"""Command line: `invoke plan | apply | status | check | serve | sandbox`.
+"""Command line: `invoke plan | apply | rollback | status | check | serve | sandbox`.
 
 Thin by design: parse flags, call `deploy`, print, map the result to an exit code
 (0 ok, 1 error, 2 changes pending, 3 unapproved hazard, 4 drift).
@@ -70,18 +70,26 @@ def _run(command: str, fmt: str, work: Callable[[Config, Output], int]) -> None:
         "no_online": "plain (blocking) forms for existing tables: no CONCURRENTLY, NOT VALID, …",
         "format": _FORMAT_HELP,
         "no_cache": _NO_CACHE_HELP,
+        "reverses": "only write the missing reverse plans (schema/plans/reverse/) of the chain",
     }
 )
 def plan(  # noqa: PLR0913
     c, name="", check=False, target="", scratch="", sql_file="", no_online=False,
     format="text",  # noqa: A002
-    no_cache=False,
+    no_cache=False, reverses=False,
 ):
     """Preview and save the next schema change as a reviewed plan file."""
 
     def work(config: Config, out: Output) -> int:
         from deploy.planner import make_plan
         from deploy.views import show_plan
+
+        if reverses:
+            from deploy.reverse import write_missing
+            from deploy.rollback_views import show_reverses
+
+            return show_reverses(out, config, write_missing(config, scratch or None,
+                                                            out.progress))
 
         result = make_plan(
             config,
@@ -133,6 +141,52 @@ def apply(  # noqa: PLR0913
         return show_apply(out, result)
 
     _run("apply", format, work)
+
+
+@task(
+    help={
+        "target": "database URL (default: $DATABASE_URL)",
+        "to": "plan file (the state after it) or fingerprint to return to (default: undo the "
+              "last applied plan)",
+        "wait": "seconds to keep retrying the connection, e.g. 30 or 2.5 (default 30)",
+        "lock_timeout": "lock_timeout for reverse statements, e.g. 5s (default from config)",
+        "statement_timeout": "statement_timeout for reverse statements (default from config)",
+        "retries": "attempts per reverse when a lock wait times out (default 5)",
+        "dry_run": "print the reverses and statements that would run; change nothing",
+        "forget": "only delete the data kept from dropped columns/tables (no rollback)",
+        "format": _FORMAT_HELP,
+    }
+)
+def rollback(  # noqa: PLR0913
+    c, target="", to="", wait="30", lock_timeout="", statement_timeout="", retries="5",
+    dry_run=False, forget=False, format="text",  # noqa: A002
+):
+    """Undo applied plans with their reviewed reverses (default: the last applied plan)."""
+
+    def work(config: Config, out: Output) -> int:
+        import functools
+
+        from deploy.applier import apply_plans
+        from deploy.rollback import forget_action, rollback_action
+        from deploy.rollback_views import show_rollback
+
+        holder: dict[str, int] = {}
+        action = (functools.partial(forget_action, holder=holder) if forget
+                  else functools.partial(rollback_action, to=to or None))
+        result = apply_plans(
+            config,
+            target=target or None,
+            wait=cli.seconds("wait", wait),
+            lock_timeout=lock_timeout or None,
+            statement_timeout=statement_timeout or None,
+            retries=cli.count("retries", retries),
+            dry_run=dry_run,
+            progress=out.progress,
+            action=action,
+        )
+        return show_rollback(out, result, holder.get("rows"))
+
+    _run("rollback", format, work)
 
 
 @task(

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import psycopg2
 
-from deploy import alembic, history, position, session, snapshot, urls
+from deploy import alembic, history, keep, position, reverse, session, snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.errors import ERROR, UNAPPROVED_HAZARD, DeployError
@@ -70,6 +70,7 @@ class ApplyResult:
     applied: list[AppliedPlan] = field(default_factory=list)
     adopted: bool = False  # in a dry run: would adopt
     adopted_state: str | None = None
+    message: str | None = None  # e.g. why a database ahead of the plans was left in place
 
 
 def check_approvals(plans: list[Plan]) -> None:
@@ -106,6 +107,7 @@ def apply_plans(
     dry_run: bool = False,
     lock_wait: float = 600.0,
     progress: Progress = lambda _msg: None,
+    action: Callable[[_Run, Connection, bool], ApplyResult] | None = None,
 ) -> ApplyResult:
     """Bring the target to the head of the plans; exactly the reviewed SQL, nothing else.
 
@@ -142,7 +144,8 @@ def apply_plans(
         if not dry_run:
             _refuse_read_only(conn, where)
             _take_lock(conn, lock_wait, progress)
-        result = run.apply(conn, dry_run)
+        # `action` (e.g. invoke rollback) runs under the same connection, lock and timeouts.
+        result = (action or _Run.apply)(run, conn, dry_run)
         if config.alembic_stamp and not dry_run:
             alembic.stamp(conn, config.alembic_stamp, progress)
         return result
@@ -201,6 +204,7 @@ class _Run:
     progress: Progress
     current_row: int | None = None  # history row of the plan being applied
     pinned: dict[str, str] = field(default_factory=dict)
+    undoing: str | None = None  # running the reverse of this plan (invoke rollback)
 
     @property
     def schema(self) -> str:
@@ -222,6 +226,9 @@ class _Run:
         if where_now.state == position.DRIFTED:
             raise position.drift_error(self.config, graph, where_now, self.where,
                                       target_db.server_major(conn))
+        if where_now.state == position.AHEAD:  # an older deployment (Railway's rollback)
+            from deploy.rollback import on_ahead
+            return on_ahead(self, conn, where_now, result, dry_run)
         path, resume = where_now.path, where_now.resume
         if resume is not None:
             self.progress(
@@ -287,9 +294,15 @@ class _Run:
     ) -> Description:
         """Run one plan (from its first step, or from where `resume` says); return its `to`."""
         steps = plan_steps(plan.body, plan.filename)
-        single = len(steps) == 1 and steps[0].transactional
         started = time.time()
         conn.autocommit = True  # history bookkeeping between steps commits on its own
+        # Nothing lost (deploy/keep.py): dropped data is kept first, a reverse restores it.
+        if self.undoing is None and resume is None:
+            steps = keep.add_keeps(conn, self.config, plan, steps, self.progress)
+        elif self.undoing is not None:
+            steps = keep.add_restores(conn, self.config, self.undoing, steps, self.progress)
+        single = len(steps) == 1 and steps[0].transactional
+        recorded = reverse.recorded(plan) if self.undoing is None else (None, None)
         history_id: int | None = None
         start_step = 0
         if resume is not None:
@@ -302,12 +315,14 @@ class _Run:
             # Committed before the plan's transaction opens: if the process or its connection
             # dies, this row still says the plan was tried (a later run reconciles it).
             history_id = history.insert_row(conn, self.schema, plan, "running", started,
-                                            self.who)
+                                            self.who, reverse_sql=recorded[0],
+                                            expand_only=recorded[1])
         else:
             invalid = position.invalid_indexes(conn)
             history_id = history.insert_row(
                 conn, self.schema, plan, "running", started, self.who,
                 resume_fp=position.resume_fingerprint(before, invalid, steps[0]),
+                reverse_sql=recorded[0], expand_only=recorded[1],
             )
         self.current_row = history_id
         after: dict[str, Description] = {}
@@ -323,7 +338,8 @@ class _Run:
                                    resume_fp=resume_fp)
                 return
             after["to"] = self._verify(view, plan, steps, single, before)
-            history.update_row(cur, self.schema, history_id, status="applied",
+            history.update_row(cur, self.schema, history_id,
+                               status="rolled-back" if self.undoing else "applied",
                                steps_done=steps_done, finished=True)
 
         for index in range(start_step, len(steps)):

@@ -40,7 +40,7 @@ version; renaming or removing one bumps "version".
         "proven": bool},                  # sql applied to a copy of the head lands on the models
       "target": null | {                  # only with --target
         "url": str,                       # host:port/dbname, never a password
-        "state": "head" | "pending" | "drift" | "no-plans" | "unreachable",
+        "state": "head" | "pending" | "drift" | "ahead" | "no-plans" | "unreachable",
         "fingerprint": str | null, "postgres": int | null,
         "pending": [str],                 # plan files apply would run, in order
         "differences": [str]},            # with "drift": objects that differ from the head
@@ -234,6 +234,7 @@ def _target_words(target: dict[str, Any]) -> str:
             target["pending"])
     return {"head": "at head.", "drift": "DRIFT (matches no state of the plans).",
             "no-plans": "not compared (no plans yet).",
+            "ahead": "ahead of the plans through reviewed plans recorded in its history.",
             "unreachable": "not checked (cannot connect)."}[state]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
-from deploy import cache, errors, position, railway, snapshot, urls
+from deploy import cache, errors, position, railway, reverse, snapshot, urls
 from deploy import desired as desired_state
 from deploy import target as target_db
 from deploy.config import Config
@@ -180,8 +180,10 @@ def run_check(
 
     memo = cache.open_memo(config, desired, graph.chain, progress, use_cache=use_cache)
     known = None
+    reverses_key = reverse.cache_key(config, graph.chain)
     if (memo is not None and graph.head is not None and not unparseable and not unreadable
-            and not graph.problems()):
+            and not graph.problems()
+            and cache.load_payload("reverses", reverses_key) == "proven"):
         known = memo.unchanged()
     if known is not None:
         head_state = _from_cache(config, graph, checks, known, result)
@@ -206,6 +208,11 @@ def run_check(
                                               exclusions, result, progress)
                 if memo is not None and models is not None:
                     memo.save_desired(*models)
+            if head_state is not None:  # the ways back (deploy/reverse.py), once the chain lands
+                before = len(result.findings)
+                reverse.add_to_check(config, server, graph.chain, result, progress)
+                if memo is not None and len(result.findings) == before:
+                    cache.store_payload("reverses", reverses_key, "proven")
     if unreadable:
         names = ", ".join(unreadable)
         result.notes.append(
@@ -631,6 +638,9 @@ def _check_target(
         check.pending = found.pending
         if found.resume is not None:
             result.notes.append(f"{where} is {found.matches}.")
+    elif found.state == position.AHEAD:  # reached through reviewed plans: not drift
+        check.state = "ahead"
+        result.notes.append(f"{where} is {found.matches}.")
     else:
         check.state = "head"
     return check

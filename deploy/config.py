@@ -18,7 +18,10 @@ _KNOWN_KEYS = {
     "scratch", "docker_image", "lock_timeout", "statement_timeout", "history_schema",
     "alembic_stamp",
     "online",
+    "on_ahead", "keep_dropped_data", "keep_max_mb",
 }
+# What apply does when the database is ahead of the plan files (an older deployment).
+ON_AHEAD = ("auto", "keep", "rollback")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,9 @@ class Config:
     history_schema: str = HISTORY_SCHEMA
     alembic_stamp: str | None = None  # revision apply keeps in alembic_version (opt-in)
     online: bool = True  # generate online-safe forms for existing tables (issue 11)
+    on_ahead: str = "auto"
+    keep_dropped_data: bool = True
+    keep_max_mb: float = 100.0
 
     @property
     def exclusions(self) -> Exclusions:
@@ -114,6 +120,20 @@ def load_config(root: Path | str | None = None) -> Config:
             "your app expects in alembic_version (a string of 1-32 characters), for example "
             'alembic_stamp = "4f2e1c0d9a7b".'
         )
+    on_ahead = table.get("on_ahead", "auto")
+    if on_ahead not in ON_AHEAD:
+        raise DeployError(
+            f"[tool.deploy] on_ahead = {on_ahead!r} in {path} must be one of "
+            f"{', '.join(ON_AHEAD)} (what apply does when the database is ahead of the plans)."
+        )
+    keep = table.get("keep_dropped_data", True)
+    keep_max = table.get("keep_max_mb", 100)
+    if not isinstance(keep, bool) or isinstance(keep_max, bool) or not isinstance(
+            keep_max, int | float) or keep_max < 0:
+        raise DeployError(
+            f"[tool.deploy] in {path}: keep_dropped_data must be true or false and keep_max_mb "
+            "a number of megabytes >= 0, for example keep_dropped_data = true, keep_max_mb = 100."
+        )
     return Config(
         root=base,
         metadata=metadata,
@@ -130,4 +150,7 @@ def load_config(root: Path | str | None = None) -> Config:
         history_schema=str(table.get("history_schema", HISTORY_SCHEMA)),
         alembic_stamp=stamp,
         online=online,
+        on_ahead=on_ahead,
+        keep_dropped_data=keep,
+        keep_max_mb=float(keep_max),
     )

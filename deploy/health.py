@@ -89,8 +89,9 @@ class StatusCache:
 
 
 def healthy(document: dict[str, object]) -> bool:
-    """True only when the live schema is exactly at the head of the plans."""
-    return document.get("state") == "head"
+    """True when the live schema is at the head, or ahead of it through recorded plans."""
+    # "ahead": apply chose to leave a newer, expand-only state in place for this older code.
+    return document.get("state") in ("head", "ahead")
 
 
 def minimal(document: dict[str, object]) -> dict[str, object]:

@@ -54,11 +54,13 @@ CREATE TABLE IF NOT EXISTS {schema}.history (
     deployment text,
     git_sha text,
     error text,
-    note text
+    note text,
+    reverse_sql text,
+    expand_only boolean
 );
 COMMENT ON TABLE {schema}.history IS
     'Plans applied by invoke apply (schema-deploy); status: applied, adopted, running, failed, '
-    'interrupted. Do not edit.';
+    'interrupted, rolled-back. Do not edit.';
 """
 
 
@@ -103,6 +105,7 @@ def ensure(conn: Connection, schema: str) -> None:
     """Create the history schema and table unless they exist (leaves `conn` in autocommit)."""
     conn.autocommit = True
     if exists(conn, schema):
+        _upgrade(conn, schema)
         return
     with conn.cursor() as cur:
         try:
@@ -113,6 +116,33 @@ def ensure(conn: Connection, schema: str) -> None:
                 f"({(exc.pgerror or '').strip()}). Grant it CREATE on the database, or create "
                 "the schema once as its owner."
             ) from None
+
+
+# Columns added after the first release: a table created by an older version gets them.
+_LATER_COLUMNS = (("reverse_sql", "text"), ("expand_only", "boolean"))
+
+
+def _upgrade(conn: Connection, schema: str) -> None:
+    """Add the columns a history table made by an older version lacks (reverse SQL)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                    "AND attnum > 0 AND NOT attisdropped",
+                    (pgsql.Identifier(schema, "history").as_string(conn),))
+        have = {row[0] for row in cur.fetchall()}
+        for column, kind in _LATER_COLUMNS:
+            if column not in have:
+                cur.execute(pgsql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} " + kind)
+                            .format(pgsql.Identifier(schema, "history"),
+                                    pgsql.Identifier(column)))
+
+
+def has_column(conn: Connection, schema: str, column: str) -> bool:
+    """Whether the history table exists and has `column` (older tables lack the new ones)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                    "AND attname = %s AND NOT attisdropped)",
+                    (pgsql.Identifier(schema, "history").as_string(conn), column))
+        return bool(cur.fetchone()[0])
 
 
 def exists(conn: Connection, schema: str) -> bool:
@@ -140,6 +170,7 @@ def insert_row(
     cur_or_conn: object, schema: str, plan: Plan, status: str, started: float, by: Who, *,
     steps_done: int = 0, resume_fp: str | None = None, error: str | None = None,
     from_fp: str | None = None, to_fp: str | None = None, note: str | None = None,
+    reverse_sql: str | None = None, expand_only: bool | None = None,
 ) -> int:
     """Insert a row for `plan` (started at epoch time `started`); return its id.
 
@@ -148,14 +179,15 @@ def insert_row(
     query = pgsql.SQL(
         "INSERT INTO {}.history (plan, status, from_fingerprint, to_fingerprint, sql_sha256, "
         "steps_done, resume_fingerprint, started_at, duration_ms, client_host, deployment, "
-        "git_sha, error, note) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "git_sha, error, note, reverse_sql, expand_only) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
         "RETURNING id"
     ).format(pgsql.Identifier(schema))
     params = (
         plan.filename, status, from_fp or plan.from_fingerprint,
         to_fp or plan.to_fingerprint, plan.sha256, steps_done, resume_fp,
         datetime.fromtimestamp(started, UTC), int((time.time() - started) * 1000),
-        by.client_host, by.deployment, by.git_sha, error, note,
+        by.client_host, by.deployment, by.git_sha, error, note, reverse_sql, expand_only,
     )
     return _execute(cur_or_conn, query, params)
 
@@ -361,3 +393,25 @@ def resumable_rows(conn: Connection, schema: str) -> list[tuple[int, str, int, s
             (list(_RESUMABLE),),
         )
         return cur.fetchall()
+
+
+def recorded_applies(conn: Connection, schema: str) -> list[tuple[str, str, str, str | None,
+                                                               bool | None]]:
+    """Newest first, the plans applied here: (plan, from, to, reverse_sql, expand_only).
+
+    A row counts while its change is in the database: 'applied', and not undone by a later
+    'rolled-back' row of the same plan and fingerprints. [] without a table.
+    """
+    if not exists(conn, schema) or not has_column(conn, schema, "reverse_sql"):
+        return []
+    with conn.cursor() as cur:
+        cur.execute(
+            pgsql.SQL(
+                "SELECT plan, status, from_fingerprint, to_fingerprint, reverse_sql, expand_only "
+                "FROM {}.history WHERE status IN ('applied', 'rolled-back') ORDER BY id DESC "
+                "LIMIT 1000"
+            ).format(pgsql.Identifier(schema))
+        )
+        rows = cur.fetchall()
+    return [(plan, from_fp, to_fp, reverse, expand)
+            for plan, status, from_fp, to_fp, reverse, expand in rows if status == "applied"]

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from deploy import cache, snapshot, urls
+from deploy import cache, reverse, snapshot, urls
 from deploy import desired as desired_state
 from deploy import target as target_db
 from deploy.config import Config
@@ -65,6 +65,7 @@ class PlanResult:
     target: str | None = None
     target_on_chain: bool | None = None
     notes: list[str] = field(default_factory=list)
+    reverse_path: Path | None = None  # the reverse written with the plan (deploy/reverse.py)
 
 
 @contextmanager
@@ -241,8 +242,14 @@ def make_plan(
         plan_name = name or "schema change"
         path = new_plan_path(config.plans_dir, plan_name)
         header_body = render_plan(plan_name, base_fp, desired_fp, config.postgres, hazards, body)
-        write_files({path: header_body, **stale})
+        # The way back is written with the plan, proven the same way (deploy/reverse.py).
+        reverses, reverse_note = reverse.files_for(
+            server, path, plan_name, base_fp, desired_fp, config.postgres, exclusions, progress,
+            to_db="desired", from_url=base_url)
+        result.notes += [reverse_note] if reverse_note else []
+        write_files({path: header_body, **reverses, **stale})
         result.plan_path = path
+        result.reverse_path = next(iter(reverses), None)
         result.snapshot_written = bool(stale)
         # Hazard lines were counted in the body; in the file the header comes first.
         shift = _body_line_shift(body, header_body)

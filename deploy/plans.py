@@ -69,7 +69,11 @@ def parse_plan(path: Path) -> Plan:
         data = path.read_bytes()
     except OSError as exc:
         raise DeployError(f"Cannot read plan file {path}: {exc.strerror or exc}.") from None
-    text = clean_text(path, data)
+    return parse_plan_text(path, clean_text(path, data))
+
+
+def parse_plan_text(path: Path, text: str) -> Plan:
+    """Parse plan text as if read from `path` (e.g. a reverse recorded in the history table)."""
     values: dict[str, str] = {}
     hazards: list[str] = []
     approvals: list[Approval] = []

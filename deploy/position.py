@@ -33,6 +33,7 @@ PENDING = "pending"
 PART_WAY = "part-way"
 DRIFTED = "drift"
 NO_PLANS = "no-plans"
+AHEAD = "ahead"  # past the head through reviewed plans recorded in history (an older deploy)
 
 # Timeouts for reads by status, /healthz and check --target: a catalog read waits at most
 # this long behind another session's lock, then reports who holds it.
@@ -50,6 +51,17 @@ class Resume:
     steps: int = 0  # how many steps the plan has
 
 
+@dataclass(frozen=True)
+class Ahead:
+    """A plan this database applied (recorded in history) that the current plan files lack."""
+
+    plan: str
+    from_fingerprint: str
+    to_fingerprint: str
+    reverse_sql: str | None
+    expand_only: bool | None
+
+
 @dataclass
 class Position:
     """Where the live schema stands; `path` is what apply would run, in order."""
@@ -61,6 +73,9 @@ class Position:
     path: list[Plan] = field(default_factory=list)
     resume: Resume | None = None
     matches: str | None = None  # plan whose `to` it equals, "(empty schema)", or part-way text
+    # When ahead: the recorded applies to undo (newest first) and the chain state they lead to.
+    ahead: list[Ahead] = field(default_factory=list)
+    ahead_base: str | None = None
 
     @property
     def pending(self) -> list[str]:
@@ -89,6 +104,14 @@ def locate(conn: Connection, config: Config, graph: PlanGraph,
         return position
     resume = find_resumable(conn, config, graph, live)
     if resume is None:
+        ahead = find_ahead(conn, config, graph, live_fp)
+        if ahead is not None:
+            position.state = AHEAD
+            position.ahead, position.ahead_base = ahead
+            names = ", ".join(a.plan for a in reversed(position.ahead))
+            position.matches = (f"ahead of these plan files by {names} (applied by a newer "
+                                "deployment; recorded in history)")
+            return position
         position.state = DRIFTED
         return position
     position.state = PART_WAY
@@ -97,6 +120,22 @@ def locate(conn: Connection, config: Config, graph: PlanGraph,
     position.matches = (f"part-way through {resume.plan.filename} (step {resume.steps_done} "
                         f"of {resume.steps} done; apply resumes it)")
     return position
+
+
+def find_ahead(conn: Connection, config: Config, graph: PlanGraph,
+               live_fp: str) -> tuple[list[Ahead], str] | None:
+    """The recorded applies (newest first) that led from a state of `graph` to `live_fp`,
+    and that state; None when history does not explain the live schema (then it is drift)."""
+    recorded = [Ahead(*row) for row in history.recorded_applies(conn, config.history_schema)]
+    steps: list[Ahead] = []
+    current = live_fp
+    while graph.path(current) is None:
+        row = next((r for r in recorded if r.to_fingerprint == current), None)
+        if row is None or len(steps) >= 100:
+            return None
+        steps.append(row)
+        current = row.from_fingerprint
+    return (steps, current) if steps else None
 
 
 # --- drift: one message, differences summarised by object --------------------------------

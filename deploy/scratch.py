@@ -51,6 +51,10 @@ class ScratchServer:
         """Return the SQLAlchemy URL (psycopg2 driver) of database `dbname` on this server."""
         return self._base.set(database=dbname)
 
+    def database_name(self, name: str) -> str:
+        """The real name of the database create_database(`name`) made."""
+        return self._prefix + name
+
     def create_database(self, name: str, template: str | None = None) -> URL:
         """Create a fresh database (optionally copied from `template`) and return its URL."""
         dbname = self._prefix + name

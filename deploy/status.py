@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import psycopg2
 
-from deploy import history, position, urls
+from deploy import history, keep, position, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.errors import DeployError
@@ -32,6 +32,7 @@ class StatusResult:
     history: list[dict[str, object]] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
     message: str | None = None  # the drift paragraph, when drifted
+    kept: list[str] = field(default_factory=list)  # data kept from dropped columns/tables
 
 
 def read_status(
@@ -62,6 +63,7 @@ def read_status(
         with position.reading(conn, where):
             found = position.locate(conn, config, graph)
             rows = history.last_rows(conn, config.history_schema)
+            kept = keep.summary(conn, config.history_schema)
     except psycopg2.Error as exc:
         raise DeployError(
             f"Reading the schema of {where} failed: {urls.mask(str(exc).strip())}."
@@ -70,7 +72,7 @@ def read_status(
     finally:
         conn.close()
     result = StatusResult(found.state, where, found.live_fingerprint, graph.head,
-                          found.matches, history=rows)
+                          found.matches, history=rows, kept=kept)
     if found.state == position.PART_WAY:
         result.state = "pending"  # apply resumes it: for every reader, plans are pending
     result.pending = found.pending

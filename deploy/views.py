@@ -34,6 +34,8 @@ def show_plan(out: Output, config: Config, result: PlanResult) -> int:
             "from": result.from_fingerprint,
             "to": result.to_fingerprint,
             "plan_file": _relative(config, result.plan_path) if result.plan_path else None,
+            "reverse_file": (_relative(config, result.reverse_path) if result.reverse_path
+                             else None),
             "snapshot_written": result.snapshot_written,
             "target": result.target,
             "target_on_chain": result.target_on_chain,
@@ -77,6 +79,9 @@ def show_plan(out: Output, config: Config, result: PlanResult) -> int:
                 "Review the hazards: approve each with an '-- approve: <same text> -- <reason>' "
                 "line in the plan header, or `invoke check` and `invoke apply` will refuse it."
             )
+        if result.reverse_path:
+            out.text(f"Wrote its reverse {_relative(config, result.reverse_path)} (what `invoke "
+                     "rollback` runs; its hazards are approved the same way before a rollback).")
     elif result.status == "pending" and not result.target:
         out.text("Run `invoke plan --name \"<what changed>\"` to write it.")
     return code
@@ -110,6 +115,7 @@ def show_apply(out: Output, result: ApplyResult) -> int:
             "head": result.head,
             "adopted": result.adopted,
             "adopted_state": result.adopted_state,
+            "message": result.message,
             "plans": [
                 {"file": p.filename, "from": p.from_fingerprint, "to": p.to_fingerprint,
                  "seconds": round(p.seconds, 3), "statements": list(p.statements),
@@ -125,6 +131,11 @@ def show_apply(out: Output, result: ApplyResult) -> int:
     if result.status == "up-to-date":
         out.text(out.colour(f"{result.target} is up to date", "green")
                  + f" ({short(result.live_fingerprint)}).")
+    elif result.status == "ahead":
+        out.text(out.colour(result.message or "", "yellow"))
+    elif result.status == "rolled-back":  # an older deployment undid what it cannot run with
+        out.text(out.colour(result.message or "", "yellow"))
+        out.text(f"{result.target} is now at {short(result.live_fingerprint)}.")
     elif result.status == "dry-run":
         if not result.applied:
             out.text(f"Dry run: {result.target} is up to date; nothing would run.")
@@ -141,6 +152,8 @@ def show_apply(out: Output, result: ApplyResult) -> int:
             resumed = (f" (resumed at step {plan.resumed_at_step + 1})"
                        if plan.resumed_at_step is not None else "")
             out.text(f"applied {plan.filename} in {plan.seconds:.2f}s{resumed}")
+        if result.message:
+            out.text(result.message)
         out.text(out.colour(f"{result.target} is now at {short(result.head)}.", "green"))
     rows = "".join(f"| `{p.filename}` | {p.seconds:.2f}s |\n" for p in result.applied)
     append_step_summary(
@@ -154,7 +167,7 @@ def show_apply(out: Output, result: ApplyResult) -> int:
 def show_status(out: Output, result: StatusResult) -> int:
     """Print a status result; exit 0 at head, 2 with pending plans, 4 on drift."""
     code = {"head": errors.OK, "no-plans": errors.OK, "pending": errors.PENDING,
-            "drift": errors.DRIFT}[result.state]
+            "drift": errors.DRIFT, "ahead": errors.OK}[result.state]
     out.json(
         "status",
         {
@@ -168,6 +181,7 @@ def show_status(out: Output, result: StatusResult) -> int:
             "differences": result.differences,
             "message": result.message,
             "history": result.history,
+            "kept": result.kept,
         },
     )
     out.text(f"target:   {result.target}")
@@ -188,8 +202,13 @@ def show_status(out: Output, result: StatusResult) -> int:
         if len(result.differences) > 40:
             out.text(f"  … and {len(result.differences) - 40} more")
         out.text(result.message or "")
+    elif result.state == "ahead":  # reached through reviewed plans: not drift (Ways back)
+        out.text(out.colour("state:    ahead of these plan files (see `matches`); "
+                            "`invoke rollback` can undo it", "yellow"))
     else:
         out.text("state:    no plans yet")
+    for line in result.kept:
+        out.text(f"kept:     {line}")
     append_step_summary(
         f"### invoke status: {result.state} ({result.target})\n\n"
         + "".join(f"- pending: `{name}`\n" for name in result.pending)

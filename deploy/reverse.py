@@ -1,0 +1,254 @@
+"""Reverse plans: for every plan (from -> to), the reviewed SQL that takes `to` back to `from`.
+
+Layout: the reverse of `schema/plans/<name>.sql` is `schema/plans/reverse/<name>.sql`, a plan
+file with the same header (its `from` is the forward plan's `to` and vice versa), its own
+hazard and approval lines. `load_plans` reads only `plans/*.sql`, so reverses never enter the
+plan graph. A reverse is generated through the same differ (models' state -> base state) and
+proven the same way: applied to a copy of the forward plan's `to`, it must land on `from`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from deploy.config import Config
+from deploy.errors import DeployError
+from deploy.fingerprint import Description, Exclusions, fingerprint
+from deploy.hazards import classify
+from deploy.plans import Plan, parse_plan, render_plan
+
+if TYPE_CHECKING:  # the differ (migra) and scratch servers stay off the apply path
+    from sqlalchemy.engine import URL
+
+    from deploy.scratch import ScratchServer
+
+Progress = Callable[[str], None]
+REVERSE_DIR = "reverse"
+_MAX_ROUNDS = 3
+
+
+def reverse_path(plan_path: Path) -> Path:
+    """Where the reverse of the plan at `plan_path` lives: `<plans>/reverse/<same name>`."""
+    return plan_path.parent / REVERSE_DIR / plan_path.name
+
+
+def load_reverse(plan: Plan) -> Plan | None:
+    """The parsed reverse of `plan`, or None when it has none yet."""
+    path = reverse_path(plan.path)
+    return parse_plan(path) if path.is_file() else None
+
+
+def recorded(plan: Plan) -> tuple[str | None, bool | None]:
+    """What apply records with `plan` in history: its reverse file's text (None when it has
+    no valid reverse) and whether the plan only expands (no hazard, so older code still
+    works on its `to`)."""
+    try:
+        found = load_reverse(plan)
+    except DeployError:
+        found = None
+    text = found.text if found is not None and mismatch(plan, found) is None else None
+    try:
+        expand_only = not classify(plan.body)
+    except Exception:  # noqa: BLE001 - unparseable plans are refused before this matters
+        expand_only = False
+    return text, expand_only
+
+
+def mismatch(plan: Plan, reverse: Plan) -> str | None:
+    """Why `reverse` cannot be `plan`'s reverse (its header's fingerprints), or None."""
+    if reverse.from_fingerprint != plan.to_fingerprint or (
+            reverse.to_fingerprint != plan.from_fingerprint):
+        return (f"the reverse of {plan.filename} must go from its 'to' to its 'from', but its "
+                "header says otherwise; delete the reverse file and run `invoke plan "
+                "--reverses` to generate it again")
+    return None
+
+
+def render_reverse(plan_name: str, filename: str, from_fp: str, to_fp: str, postgres: int,
+                   body: str) -> str:
+    """The text of a reverse plan file: a plan header (with hazards), a pointer, the SQL."""
+    text = render_plan(f"reverse of {plan_name}", from_fp, to_fp, postgres, classify(body), body)
+    first, _, rest = text.partition("\n")
+    return (f"{first}\n-- Reverse of {filename}: `invoke rollback` runs it; approve its hazards "
+            f"like a plan's.\n{rest}")
+
+
+def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclusions,
+             progress: Progress, proof_name: str = "reverse_proof") -> str:
+    """SQL that takes the scratch database `to_db` back to the one at `from_url`, proven on
+    a copy of `to_db`; DeployError when the differ cannot get there."""
+    from deploy.differ import diff
+    from deploy.planner import _apply_and_compare, connected, describe_url
+
+    to_url = server.url(server.database_name(to_db))
+    from_desc = describe_url(from_url, exclusions)
+    with connected(to_url) as to_conn, connected(from_url) as from_conn:
+        first = diff(to_conn, from_conn, exclusions)
+    if first.unexpressed:
+        raise DeployError("The differ cannot express the way back: "
+                          + "; ".join(str(d) for d in first.unexpressed[:5]))
+    statements = list(first.statements)
+    if not statements:
+        raise DeployError("The differ found nothing to reverse.")
+    for round_number in range(1, _MAX_ROUNDS + 1):
+        progress(f"proving the reverse on a copy of the new schema (pass {round_number})")
+        proof_url = server.create_database(proof_name, template=to_db)
+        try:
+            sql = "\n\n".join(statements) + "\n"
+            residual = _apply_and_compare(proof_url, sql, from_desc, exclusions)
+            if not residual:
+                return sql
+            with connected(proof_url) as proof_conn, connected(from_url) as from_conn:
+                follow_up = diff(proof_conn, from_conn, exclusions)
+        finally:
+            server.drop_database(proof_name)
+        if not follow_up.statements:
+            break
+        statements += follow_up.statements
+    raise DeployError("The generated reverse SQL does not land exactly on the plan's 'from'.")
+
+
+def prove(server: ScratchServer, reverse: Plan, to_db: str, from_desc: Description,
+          exclusions: Exclusions, proof_name: str = "reverse_check") -> str | None:
+    """Apply a reverse file to a copy of `to_db`; None when it lands on `from_desc`, else why."""
+    from deploy.planner import _apply_and_compare
+
+    url = server.create_database(proof_name, template=to_db)
+    try:
+        residual = _apply_and_compare(url, reverse.body, from_desc, exclusions,
+                                      reverse.filename)
+    except DeployError as exc:
+        return exc.message
+    finally:
+        server.drop_database(proof_name)
+    if residual:
+        got = fingerprint(from_desc)
+        return (f"it does not land on the forward plan's 'from' ({got[:19]}…); "
+                f"{len(residual)} difference(s) remain, e.g. {residual[0]}")
+    return None
+
+
+def files_for(server: ScratchServer, plan_path: Path, plan_name: str, from_fp: str, to_fp: str,
+              postgres: int, exclusions: Exclusions, progress: Progress, *, to_db: str,
+              from_url: URL) -> tuple[dict[Path, str], str | None]:
+    """The reverse file to write next to a new plan ({} and a note when none could be made)."""
+    progress(f"generating the reverse of {plan_path.name}")
+    try:
+        body = generate(server, to_db, from_url, exclusions, progress)
+    except DeployError as exc:
+        return {}, (f"No reverse was written for {plan_path.name}: {exc.message} Write the SQL "
+                    f"that takes 'to' back to 'from' into {reverse_path(plan_path)} (same header "
+                    "with 'from' and 'to' swapped); `invoke check` proves it.")
+    text = render_reverse(plan_name, plan_path.name, to_fp, from_fp, postgres, body)
+    return {reverse_path(plan_path): text}, None
+
+
+def _states(server: ScratchServer, chain: list[Plan], exclusions: Exclusions,
+            progress: Progress) -> list[tuple[str, URL]]:
+    """Scratch databases `state_0` (empty) … `state_n` (after plan n) with their URLs, each
+    replayed and checked against the plans' fingerprints; DeployError when one does not land."""
+    from deploy.planner import replay
+
+    states = [("state_0", server.create_database("state_0"))]
+    for number, plan in enumerate(chain, start=1):
+        name = f"state_{number}"
+        done = replay(server, name, [plan], exclusions, progress, template=states[-1][0])
+        if done.failure:
+            raise DeployError(f"The plans do not replay cleanly: {done.failure}")
+        states.append((name, done.url))
+    return states
+
+
+def write_missing(config: Config, scratch: str | None, progress: Progress) -> list[Path]:
+    """Generate and write the reverse of every plan in the chain that has none; return them."""
+    from deploy.planner import write_files
+    from deploy.plans import load_chain
+    from deploy.scratch import open_scratch
+
+    graph = load_chain(config.plans_dir)
+    missing = [i for i, p in enumerate(graph.chain) if not reverse_path(p.path).exists()]
+    if not missing:
+        return []
+    files: dict[Path, str] = {}
+    with open_scratch(scratch or config.scratch, config.postgres, image=config.docker_image,
+                      progress=progress) as server:
+        states = _states(server, graph.chain, config.exclusions, progress)
+        for index in missing:
+            plan = graph.chain[index]
+            written, note = files_for(
+                server, plan.path, plan.name, plan.from_fingerprint, plan.to_fingerprint,
+                plan.postgres, config.exclusions, progress,
+                to_db=states[index + 1][0], from_url=states[index][1])
+            if note:
+                raise DeployError(note)
+            files.update(written)
+    write_files(files)
+    return sorted(files)
+
+
+def check_all(server: ScratchServer, chain: list[Plan], exclusions: Exclusions,
+              progress: Progress) -> tuple[list[str], list[str]]:
+    """(problems, notes) about the reverses of `chain`: a reverse that does not land on its
+    plan's `from` is a problem; a plan without a reverse is a note."""
+    from deploy.planner import describe_url
+
+    problems: list[str] = []
+    notes: list[str] = []
+    reverses: dict[int, Plan] = {}
+    for index, plan in enumerate(chain):
+        try:
+            found = load_reverse(plan)
+        except DeployError as exc:
+            problems.append(exc.message)
+            continue
+        if found is None:
+            notes.append(f"{plan.filename} has no reverse: `invoke rollback` cannot undo it. "
+                         "Run `invoke plan --reverses` to generate the missing reverses.")
+            continue
+        why = mismatch(plan, found)
+        if why:
+            problems.append(f"{reverse_path(plan.path).name}: {why}.")
+            continue
+        reverses[index] = found
+    if not reverses:
+        return problems, notes
+    states = _states(server, chain[: max(reverses) + 1], exclusions, progress)
+    for index, found in sorted(reverses.items()):
+        progress(f"proving the reverse of {chain[index].filename}")
+        from_desc = describe_url(states[index][1], exclusions)
+        why = prove(server, found, states[index + 1][0], from_desc, exclusions)
+        if why:
+            problems.append(
+                f"reverse/{found.filename} does not take {chain[index].filename}'s 'to' back to "
+                f"its 'from': {why} Restore it from version control, or delete it and run "
+                "`invoke plan --reverses`.")
+    return problems, notes
+
+
+def add_to_check(config: Config, server: ScratchServer, chain: list[Plan], result: object,
+                 progress: Progress) -> None:
+    """Record in a `check` result: reverses that do not land (errors) and plans without a
+    reverse (notes). Unapproved reverse hazards are not findings: the reverse files show them
+    to the reviewer, and `rollback` refuses them (exit 3) when it would run them."""
+    from deploy import errors
+    from deploy.checker import Finding
+
+    problems, notes = check_all(server, chain, config.exclusions, progress)
+    for problem in problems:
+        result.add(Finding(errors.ERROR, "reverse", "Reverse plan does not land",  # type: ignore[attr-defined]
+                           problem))
+    result.notes.extend(notes)  # type: ignore[attr-defined]
+
+
+def cache_key(config: Config, chain: list[Plan]) -> str:
+    """Cache key of "every reverse of this chain was proven": the plans' and their reverse
+    files' bytes (a missing reverse counts as such), so any edit means proving again."""
+    from deploy import cache
+
+    parts: list[bytes] = [b"reverses"]
+    for plan in chain:
+        path = reverse_path(plan.path)
+        parts += [plan.text.encode("utf-8"), path.read_bytes() if path.exists() else b"-"]
+    return cache._key("reverses", config, parts)
