@@ -373,7 +373,8 @@ _OPTIONAL_KINDS: dict[str, tuple[str, str]] = {
     """),
     "text-search-configuration": ("pg_ts_config", f"""
         SELECT format('%%I.%%I', n.nspname, c.cfgname),
-               concat_ws(' ', 'parser=' || (SELECT format('%%I.%%I', pn.nspname, p.prsname) FROM pg_ts_parser p
+               concat_ws(' ',
+                 'parser=' || (SELECT format('%%I.%%I', pn.nspname, p.prsname) FROM pg_ts_parser p
                    JOIN pg_namespace pn ON pn.oid = p.prsnamespace WHERE p.oid = c.cfgparser),
                  'mapping=' || (SELECT string_agg(format('%%s:%%s', m.maptokentype,
                      (SELECT format('%%I.%%I', dn.nspname, md.dictname) FROM pg_ts_dict md
@@ -459,7 +460,8 @@ _OPTIONAL_KINDS: dict[str, tuple[str, str]] = {
                  CASE WHEN t.typanalyze <> 0 THEN 'analyze=' || t.typanalyze::text END,
                  'length=' || t.typlen, CASE WHEN t.typbyval THEN 'by-value' END,
                  'align=' || t.typalign::text, 'storage=' || t.typstorage::text,
-                 'category=' || t.typcategory::text, CASE WHEN t.typispreferred THEN 'preferred' END,
+                 'category=' || t.typcategory::text,
+                 CASE WHEN t.typispreferred THEN 'preferred' END,
                  'default=' || t.typdefault,
                  CASE WHEN t.typelem <> 0 THEN 'element=' || format_type(t.typelem, NULL) END,
                  CASE WHEN t.typcollation <> 0 THEN 'collatable' END),
