@@ -4,13 +4,44 @@ Each repair is a module with one job and a function `apply(ctx, statements) -> s
 it may replace, remove, reorder or append statements. Its docstring says what migra gets
 wrong (or leaves out) for that object kind and how the repair fixes it. Repairs that
 rewrite migra's output run before those that only append (comments come last, so a
-re-created object gets its comment back).
+re-created object gets its comment back). Domains run before composite types: both are
+inserted after migra's leading statements, and composite types may use domains.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from deploy.differ.repairs import comments, sequences
+from deploy.differ.repairs import (
+    column_options,
+    comments,
+    composite_types,
+    domains,
+    event_triggers,
+    force_rls,
+    partition_indexes,
+    publications,
+    replica_identity,
+    rules,
+    sequences,
+    statistics,
+    storage_params,
+    unique_indexes,
+)
 
-REPAIRS: tuple[ModuleType, ...] = (sequences, comments)
+REPAIRS: tuple[ModuleType, ...] = (
+    sequences,
+    domains,
+    composite_types,
+    unique_indexes,
+    partition_indexes,
+    storage_params,
+    force_rls,
+    replica_identity,
+    column_options,
+    statistics,
+    rules,
+    event_triggers,
+    publications,
+    comments,
+)
