@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from pglast import ast
+from pglast import ast, enums
 
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import (
@@ -99,7 +99,15 @@ def apply(ctx: DiffContext, statements: list[str]) -> list[str]:
     if not early and not late:
         return statements
     position = leading_position(statements)
-    return statements[:position] + early + statements[position:] + late
+    statements = statements[:position] + early + statements[position:]
+    # Dropped before the domains they may use (the domains repair appended those drops).
+    drop_at = next((i for i, s in enumerate(statements) if _drops_domain(s)), len(statements))
+    return statements[:drop_at] + late + statements[drop_at:]
+
+
+def _drops_domain(statement: str) -> bool:
+    tree = node(statement)
+    return isinstance(tree, ast.DropStmt) and tree.removeType == enums.ObjectType.OBJECT_DOMAIN
 
 
 def _is_migra_composite(statement: str, names: set[str]) -> bool:
