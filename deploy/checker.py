@@ -170,7 +170,8 @@ def run_check(
         result.add(Finding(errors.ERROR, "models", "Models do not load", exc.message))
 
     with open_scratch(
-        scratch or config.scratch, config.postgres, image=config.docker_image, progress=progress
+        scratch or config.scratch, config.postgres, image=config.docker_image,
+        roles=config.roles, progress=progress,
     ) as server:
         head_state = _replay_all(server, graph, checks, unparseable, exclusions, result, progress)
         if desired is not None:

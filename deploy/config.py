@@ -16,6 +16,7 @@ HISTORY_SCHEMA = "schema_deploy"
 _KNOWN_KEYS = {
     "metadata", "extensions", "sql", "plans", "snapshot", "postgres", "exclude",
     "scratch", "docker_image", "lock_timeout", "statement_timeout", "history_schema",
+    "roles", "privileges",
 }
 
 
@@ -36,11 +37,16 @@ class Config:
     lock_timeout: str = "5s"
     statement_timeout: str = "15min"
     history_schema: str = HISTORY_SCHEMA
+    roles: tuple[str, ...] = ()  # created (NOLOGIN) in every scratch server
+    privileges: bool = False  # fingerprint and diff GRANTs
 
     @property
     def exclusions(self) -> Exclusions:
-        """What fingerprints and diffs ignore: the history schema and the `exclude` tables."""
-        return Exclusions(schemas=(self.history_schema,), tables=self.exclude)
+        """What fingerprints and diffs ignore: the history schema, the `exclude` tables, and
+        privileges unless `privileges = true`."""
+        return Exclusions(
+            schemas=(self.history_schema,), tables=self.exclude, privileges=self.privileges
+        )
 
 
 def load_config(root: Path | str | None = None) -> Config:
@@ -82,6 +88,17 @@ def load_config(root: Path | str | None = None) -> Config:
             f"[tool.deploy] exclude in {path} must be a list of table names, "
             'for example exclude = ["alembic_version"].'
         )
+    roles = table.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(x, str) and x for x in roles):
+        raise DeployError(
+            f"[tool.deploy] roles in {path} must be a list of role names, for example "
+            'roles = ["app_user", "readonly"] (they are created in every scratch server).'
+        )
+    privileges = table.get("privileges", False)
+    if not isinstance(privileges, bool):
+        raise DeployError(
+            f"[tool.deploy] privileges = {privileges!r} in {path} must be true or false."
+        )
     metadata = table.get("metadata", "schema:metadata")
     if not isinstance(metadata, str) or ":" not in metadata:
         raise DeployError(
@@ -105,4 +122,6 @@ def load_config(root: Path | str | None = None) -> Config:
         lock_timeout=str(table.get("lock_timeout", "5s")),
         statement_timeout=str(table.get("statement_timeout", "15min")),
         history_schema=str(table.get("history_schema", HISTORY_SCHEMA)),
+        roles=tuple(roles),
+        privileges=privileges,
     )

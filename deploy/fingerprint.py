@@ -546,6 +546,79 @@ _OPTIONAL_KINDS: dict[str, tuple[str, str]] = {
     """),
 }
 
+# Privileges, only with `[tool.deploy] privileges = true`: per object, the grants to roles
+# other than its owner (owners are not part of the schema), `grantee:privilege[*]` with `*`
+# for WITH GRANT OPTION, PUBLIC as `public`. A missing ACL means the type's default ACL.
+_ACL = """(SELECT string_agg(e.entry, ',' ORDER BY e.entry) FROM (
+              SELECT DISTINCT CASE WHEN x.grantee = 0 THEN 'public'
+                ELSE (SELECT format('%%I', r.rolname) FROM pg_roles r WHERE r.oid = x.grantee)
+                END || ':' || x.privilege_type
+                || CASE WHEN x.is_grantable THEN '*' ELSE '' END AS entry
+              FROM aclexplode(COALESCE({acl}, acldefault('{kind}', {owner}))) x
+              WHERE x.grantee <> {owner}) e)"""
+_PRIVILEGE_QUERY = f"""
+    SELECT 'table ' || format('%%I.%%I', n.nspname, c.relname),
+           {_ACL.format(acl="c.relacl", kind="r", owner="c.relowner")},
+           {_ACL.format(acl="NULL", kind="r", owner="c.relowner")}
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {_USER_NS}
+    UNION ALL
+    SELECT 'sequence ' || format('%%I.%%I', n.nspname, c.relname),
+           {_ACL.format(acl="c.relacl", kind="s", owner="c.relowner")},
+           {_ACL.format(acl="NULL", kind="s", owner="c.relowner")}
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'S' AND {_USER_NS}
+    UNION ALL
+    SELECT 'column ' || format('%%I.%%I.%%I', n.nspname, c.relname, a.attname),
+           {_ACL.format(acl="a.attacl", kind="c", owner="c.relowner")}, NULL
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL AND {_USER_NS}
+    UNION ALL
+    SELECT 'schema ' || format('%%I', n.nspname),
+           {_ACL.format(acl="n.nspacl", kind="n", owner="n.nspowner")},
+           {_ACL.format(acl="NULL", kind="n", owner="n.nspowner")}
+    FROM pg_namespace n WHERE {_USER_NS}
+    UNION ALL
+    SELECT 'function ' || format('%%I.%%I(%%s)', n.nspname, p.proname,
+                                 pg_get_function_identity_arguments(p.oid)),
+           {_ACL.format(acl="p.proacl", kind="f", owner="p.proowner")},
+           {_ACL.format(acl="NULL", kind="f", owner="p.proowner")}
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {_USER_NS}
+    UNION ALL
+    SELECT 'type ' || format('%%I.%%I', n.nspname, t.typname),
+           {_ACL.format(acl="t.typacl", kind="T", owner="t.typowner")},
+           {_ACL.format(acl="NULL", kind="T", owner="t.typowner")}
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+    LEFT JOIN pg_class c ON c.oid = t.typrelid
+    WHERE t.typtype IN ('e', 'd', 'c', 'r') AND (t.typtype <> 'c' OR c.relkind = 'c')
+      AND {_USER_NS}
+"""
+
+
+def privilege_entries(cur, exclusions: Exclusions) -> dict[str, tuple[str, str]]:  # noqa: ANN001
+    """`<kind> <name>` -> (grants, the default grants of such a new object), for every object
+    in a user schema; grants as `grantee:PRIVILEGE[*]`, comma-separated (maybe empty)."""
+    params = {"system": list(_SYSTEM_SCHEMAS), "skip_schemas": list(exclusions.schemas)}
+    cur.execute(_PRIVILEGE_QUERY, params)
+    result = {}
+    for key, grants, defaults in cur.fetchall():
+        kind, _, name = key.partition(" ")
+        if kind in ("table", "column", "sequence") and _excluded("relation", name, exclusions):
+            continue
+        result[key] = (grants or "", defaults or "")
+    return result
+
+
+def _privileges(cur, exclusions: Exclusions) -> Description:  # noqa: ANN001
+    """`privilege <kind> <name>` entries (only objects with grants beyond their owner's)."""
+    return {
+        f"privilege {key}": grants
+        for key, (grants, _defaults) in privilege_entries(cur, exclusions).items()
+        if grants
+    }
+
+
 # Kinds whose row means nothing when every attribute is at its default: no key then.
 _ONLY_WHEN_SET = {"column-option", "relation-option", "range-option"}
 
@@ -593,6 +666,8 @@ class Exclusions:
 
     schemas: tuple[str, ...] = ()
     tables: tuple[str, ...] = ()
+    # Privileges (GRANT/REVOKE) are left out unless `[tool.deploy] privileges = true`.
+    privileges: bool = False
 
     def skips_table(self, schema: str, table: str) -> bool:
         """True when `schema.table` matches an excluded name (`table` or `schema.table`)."""
@@ -633,6 +708,8 @@ def describe(conn, exclusions: Exclusions = NOTHING_EXCLUDED) -> Description:  #
                 if comment is not None:
                     value += f" comment={json.dumps(comment)}"
                 result[f"{kind} {key}"] = value.strip()
+        if exclusions.privileges:
+            result.update(_privileges(cur, exclusions))
         cur.execute("SELECT set_config('search_path', %s, false)", (saved_path,))
     if opened_here:
         raw.rollback()

@@ -154,7 +154,8 @@ def make_plan(
         return _preview_target(config, graph, desired, target, scratch, exclusions, progress)
 
     with open_scratch(
-        scratch or config.scratch, config.postgres, image=config.docker_image, progress=progress
+        scratch or config.scratch, config.postgres, image=config.docker_image,
+        roles=config.roles, progress=progress,
     ) as server:
         empty_url = server.create_database("empty")
         progress("building the desired schema from the models")
@@ -331,6 +332,7 @@ def _preview_target(
     try:
         major = target_db.server_major(conn)
         live_fp = fingerprint(describe(conn, exclusions))
+        roles = (*config.roles, *target_db.referenced_roles(conn))
     finally:
         conn.close()
     result = PlanResult("up-to-date", target=urls.describe(url), from_fingerprint=live_fp)
@@ -340,7 +342,8 @@ def _preview_target(
             f"{config.postgres}; the preview uses a PostgreSQL {major} scratch server."
         )
     with open_scratch(
-        scratch or config.scratch, major, image=config.docker_image, progress=progress
+        scratch or config.scratch, major, image=config.docker_image, roles=roles,
+        progress=progress,
     ) as server:
         progress("building the desired schema from the models")
         desired_url = server.create_database("desired")

@@ -20,6 +20,7 @@ from deploy.differ.repairs import (
     event_triggers,
     force_rls,
     partition_indexes,
+    privileges,
     publications,
     replica_identity,
     rules,
@@ -43,5 +44,6 @@ REPAIRS: tuple[ModuleType, ...] = (
     rules,
     event_triggers,
     publications,
+    privileges,
     comments,
 )
