@@ -610,12 +610,19 @@ def privilege_entries(cur, exclusions: Exclusions) -> dict[str, tuple[str, str]]
     return result
 
 
+# The `public` schema's grants as initdb leaves them (PostgreSQL 15+, and 14 and older).
+_STOCK_PUBLIC_SCHEMA = {"public:USAGE", "public:CREATE,public:USAGE"}
+
+
 def _privileges(cur, exclusions: Exclusions) -> Description:  # noqa: ANN001
-    """`privilege <kind> <name>` entries (only objects with grants beyond their owner's)."""
+    """`privilege <kind> <name>` entries, only for objects whose grants are not the defaults
+    of their kind: turning `privileges` on keeps the fingerprint of a schema without GRANTs
+    (and so its committed plans)."""
     return {
         f"privilege {key}": grants
-        for key, (grants, _defaults) in privilege_entries(cur, exclusions).items()
-        if grants
+        for key, (grants, defaults) in privilege_entries(cur, exclusions).items()
+        if grants != defaults
+        and not (key == "schema public" and grants in _STOCK_PUBLIC_SCHEMA)
     }
 
 

@@ -27,7 +27,9 @@ def run_sql(url, sql: str) -> None:  # noqa: ANN001
         conn.close()
 
 
-def plan(pg, a_sql: str, b_sql: str) -> tuple[str | None, str | None, list[str]]:  # noqa: ANN001
+def plan(
+    pg, a_sql: str, b_sql: str, exclude: Exclusions = EXCLUDE  # noqa: ANN001
+) -> tuple[str | None, str | None, list[str]]:
     """Plan A -> B as `invoke plan` does (diff, then prove on a copy of A, with follow-ups).
 
     Returns (proven SQL or None, refusal text or None, keys whose description differs).
@@ -38,13 +40,13 @@ def plan(pg, a_sql: str, b_sql: str) -> tuple[str | None, str | None, list[str]]
         run_sql(base, a_sql)
         desired = server.create_database("desired")
         run_sql(desired, b_sql)
-        before, after = describe_url(base, EXCLUDE), describe_url(desired, EXCLUDE)
+        before, after = describe_url(base, exclude), describe_url(desired, exclude)
         changed = [d.key for d in compare(before, after)]
         assert (fingerprint(before) == fingerprint(after)) == (not changed)
         with connected(base) as source, connected(desired) as target:
-            first = diff(source, target, EXCLUDE)
+            first = diff(source, target, exclude)
         try:
-            sql = converge(server, first, desired, after, EXCLUDE, lambda _m: None)
+            sql = converge(server, first, desired, after, exclude, lambda _m: None)
         except DeployError as exc:
             return None, f"{exc.message}\n{exc.details or ''}", changed
         return sql, None, changed

@@ -5,7 +5,6 @@ with the residual naming the object."""
 from __future__ import annotations
 
 import pytest
-
 from kinds_helpers import describe_sql, plan
 
 T = "create table t (id int primary key, a text, b int);"

@@ -54,6 +54,10 @@ def apply(ctx: DiffContext, statements: list[str]) -> list[str]:
         return statements
     before = _entries(ctx.source, ctx.exclusions)
     after = _entries(ctx.target, ctx.exclusions)
+    # A column without column grants has no entry: it has none, if the column still exists.
+    for key in before:
+        if key.startswith("column ") and key not in after and f"{key}" in ctx.after:
+            after[key] = ("", "")
     extra = []
     for key in sorted(after):
         grants, defaults = after[key]
