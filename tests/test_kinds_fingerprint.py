@@ -40,7 +40,7 @@ KINDS = [
     ("conversion", "", "create conversion conv for 'UTF8' to 'LATIN1' from utf8_to_iso8859_1;",
      "conversion public.conv", False),
     ("ICU collation locale", "create collation c1 (provider = icu, locale = 'de-DE');",
-     "create collation c1 (provider = icu, locale = 'fr-FR');", "collation public.c1", False),
+     "create collation c1 (provider = icu, locale = 'fr-FR');", "collation public.c1", True),
     ("foreign data wrapper and server", "", "create foreign data wrapper w; "
      "create server s foreign data wrapper w options (host 'db');", "server s", False),
     ("access method", "", "create access method heap2 type table handler heap_tableam_handler;",

@@ -58,6 +58,12 @@ CASES = [
      "when tag in ('CREATE TABLE') execute function evt(); alter event trigger et disable;"),
     ("publication", T, T + "create publication pub for table t (id, b) where (b > 0) "
      "with (publish = 'insert, update'); create publication pall for all tables;"),
+    ("collations in all forms, used by a new table", "",
+     "create collation de (provider = icu, locale = 'de-DE', deterministic = false);"
+     "create collation posix (provider = libc, lc_collate = 'C', lc_ctype = 'POSIX');"
+     "create table u (a text collate de, b varchar(20) collate posix, c text collate \"C\");"),
+    ("collation locale changed (unused)", "create collation de (provider = icu, locale = 'de');",
+     "create collation de (provider = icu, locale = 'de-AT');"),
     ("publication options only", T + "create publication pub for table t;",
      T + "create publication pub for table t with (publish = 'insert');"),
 ]

@@ -13,6 +13,8 @@ from __future__ import annotations
 from types import ModuleType
 
 from deploy.differ.repairs import (
+    collations,
+    column_collations,
     column_options,
     comments,
     composite_types,
@@ -32,6 +34,8 @@ from deploy.differ.repairs import (
 
 REPAIRS: tuple[ModuleType, ...] = (
     sequences,
+    collations,
+    column_collations,
     domains,
     composite_types,
     unique_indexes,
