@@ -286,11 +286,11 @@ def _apply_and_compare(
 
 def _not_converging(residual: list[Difference], sql: str) -> DeployError:
     return DeployError(
-        "The generated SQL does not reach the models exactly, so no plan was written (the differ "
-        "has blind spots: comments on recreated objects, sequence and identity options, domains, "
-        "composite types, partition indexes, FORCE ROW LEVEL SECURITY, …). Save the SQL below to "
-        "a file, add statements for the remaining differences, and run `invoke plan --name "
-        "\"…\" --sql-file FILE`: it is verified against the models before it is written.",
+        "The generated SQL does not reach the models exactly, so no plan was written (the "
+        "differences below are kinds the differ does not generate: see \"Fingerprinted, not "
+        "generated\" in the README). Save the SQL below to a file, add statements for the "
+        "remaining differences, and run `invoke plan --name \"…\" --sql-file FILE`: it is "
+        "verified against the models before it is written.",
         details="Remaining differences (- replayed plans, + models):\n"
         + format_differences(residual)
         + "\n\nGenerated SQL so far:\n"
