@@ -27,9 +27,9 @@ KINDS = [
      "execute function evt();", "event-trigger et", True),
     ("publication", T, T + "create publication pub for table t;", "publication pub", True),
     ("text search configuration", "", "create text search configuration cfg (copy = simple);",
-     "text-search-configuration public.cfg", False),
+     "text-search-configuration public.cfg", True),
     ("text search dictionary", "", "create text search dictionary dct (template = simple);",
-     "text-search-dictionary public.dct", False),
+     "text-search-dictionary public.dct", True),
     ("operator", EQ, EQ + "create operator === (leftarg = int, rightarg = int, "
      "function = myeq);", "operator public.===(integer,integer)", False),
     ("operator family", "", "create operator family fam using btree;",

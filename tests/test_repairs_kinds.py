@@ -64,6 +64,17 @@ CASES = [
      "create table u (a text collate de, b varchar(20) collate posix, c text collate \"C\");"),
     ("collation locale changed (unused)", "create collation de (provider = icu, locale = 'de');",
      "create collation de (provider = icu, locale = 'de-AT');"),
+    ("text search from empty, used by a generated column", "",
+     "create text search dictionary dct (template = simple, stopwords = english);"
+     "create text search configuration cfg (copy = english);"
+     "alter text search configuration cfg alter mapping for asciiword with dct, english_stem;"
+     "create table d (t text, v tsvector generated always as (to_tsvector('cfg', t)) stored);"),
+    ("text search changes", "create text search dictionary dct (template = simple, "
+     "stopwords = english); create text search configuration cfg (copy = english);",
+     "create text search dictionary dct (template = simple, accept = false);"
+     "create text search configuration cfg (copy = english);"
+     "alter text search configuration cfg alter mapping for asciiword with dct, english_stem;"
+     "alter text search configuration cfg drop mapping for email;"),
     ("publication options only", T + "create publication pub for table t;",
      T + "create publication pub for table t with (publish = 'insert');"),
 ]

@@ -29,6 +29,7 @@ from deploy.differ.repairs import (
     sequences,
     statistics,
     storage_params,
+    text_search,
     unique_indexes,
 )
 
@@ -38,6 +39,7 @@ REPAIRS: tuple[ModuleType, ...] = (
     column_collations,
     domains,
     composite_types,
+    text_search,
     unique_indexes,
     partition_indexes,
     storage_params,
