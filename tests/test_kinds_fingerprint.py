@@ -31,7 +31,7 @@ KINDS = [
     ("text search dictionary", "", "create text search dictionary dct (template = simple);",
      "text-search-dictionary public.dct", True),
     ("operator", EQ, EQ + "create operator === (leftarg = int, rightarg = int, "
-     "function = myeq);", "operator public.===(integer,integer)", False),
+     "function = myeq);", "operator public.===(integer,integer)", True),
     ("operator family", "", "create operator family fam using btree;",
      "operator-family public.fam USING btree", False),
     ("cast", "create type mood as enum ('a');",
@@ -48,7 +48,7 @@ KINDS = [
     ("language", "", "create language pl2 handler plpgsql_call_handler;", "language pl2", False),
     ("aggregate definition", "create aggregate agg(int) (sfunc = int4pl, stype = int);",
      "create aggregate agg(int) (sfunc = int4mul, stype = int);",
-     "aggregate public.agg(integer)", False),
+     "aggregate public.agg(integer)", True),
     ("range type options", "create type fr as range (subtype = float8);",
      "create type fr as range (subtype = float8, subtype_diff = float8mi);",
      "range-option public.fr", False),

@@ -11,6 +11,8 @@ from kinds_helpers import plan
 
 T = "create table t (id int primary key, a text, b int);"
 EVT = "create function evt() returns event_trigger language plpgsql as $$begin end$$;"
+EQS = ("create function myeq(int, int) returns bool language sql immutable as 'select $1 = $2';"
+       "create function myne(int, int) returns bool language sql immutable as 'select $1 <> $2';")
 RI_INDEX = "create unique index t_b on t (b); alter table t alter b set not null;"
 PART = ("create table p (a int, b int) partition by range (a);"
         "create table p1 partition of p for values from (0) to (10);")
@@ -75,6 +77,15 @@ CASES = [
      "create text search configuration cfg (copy = english);"
      "alter text search configuration cfg alter mapping for asciiword with dct, english_stem;"
      "alter text search configuration cfg drop mapping for email;"),
+    ("operators with commutator and negator", EQS,
+     EQS + "create operator === (leftarg = int, rightarg = int, function = myeq, "
+     "commutator = ===, negator = !==); create operator !== (leftarg = int, rightarg = int, "
+     "function = myne, commutator = !==, negator = ===, restrict = neqsel, join = neqjoinsel);"),
+    ("aggregate used by a view", T, T + "create aggregate agg(int) (sfunc = int4pl, stype = int, "
+     "initcond = '0'); create view v as select agg(b) from t; comment on aggregate agg(int) "
+     "is 'sum';"),
+    ("aggregate definition", "create aggregate agg(int) (sfunc = int4pl, stype = int);",
+     "create aggregate agg(int) (sfunc = int4mul, stype = int);"),
     ("publication options only", T + "create publication pub for table t;",
      T + "create publication pub for table t with (publish = 'insert');"),
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from deploy.differ.repairs import (
+    aggregates,
     collations,
     column_collations,
     column_options,
@@ -21,6 +22,7 @@ from deploy.differ.repairs import (
     domains,
     event_triggers,
     force_rls,
+    operators,
     partition_indexes,
     privileges,
     publications,
@@ -50,6 +52,8 @@ REPAIRS: tuple[ModuleType, ...] = (
     rules,
     event_triggers,
     publications,
+    operators,
+    aggregates,
     privileges,
     comments,
 )
