@@ -2,8 +2,9 @@
 
 Plain aggregates (SFUNC/STYPE with optional FINALFUNC, COMBINEFUNC, INITCOND, SORTOP) are
 created before the first view migra creates (views may use them; their functions come
-earlier), else last; removed or changed ones are dropped after migra's view drops. Ordered-set, hypothetical
-and moving-aggregate forms are not generated (the proof refuses, naming them).
+earlier), else last; removed or changed ones are dropped after migra's view drops.
+Ordered-set, hypothetical and moving-aggregate forms are not generated (the proof refuses,
+naming them).
 """
 
 from __future__ import annotations
