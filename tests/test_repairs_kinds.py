@@ -86,6 +86,10 @@ CASES = [
      "is 'sum';"),
     ("aggregate definition", "create aggregate agg(int) (sfunc = int4pl, stype = int);",
      "create aggregate agg(int) (sfunc = int4mul, stype = int);"),
+    ("publication members altered in place", T + "create table u (x int); create schema s;"
+     "create publication p1 for table t; create publication p2 for table t (id) where "
+     "(id > 1), u;", T + "create table u (x int); create schema s; create publication p1 for "
+     "table t where (b > 0), tables in schema s; create publication p2;"),
     ("publication options only", T + "create publication pub for table t;",
      T + "create publication pub for table t with (publish = 'insert');"),
 ]

@@ -1,15 +1,15 @@
 """Publications (logical replication): migra does not know them.
 
 A new publication is created after migra's statements (its tables exist by then), a
-removed one is dropped before them. A change of only the publish options becomes
-`ALTER PUBLICATION … SET (…)`; any other change re-creates the publication (drop first,
-create last), which subscribers see as a new publication with the same name.
+removed one is dropped before them. Changes are made in place, as subscribers expect
+(`ALTER PUBLICATION … SET (…)`, `SET TABLE …`, `DROP TABLE …`, `DROP TABLES IN SCHEMA …`);
+only switching FOR ALL TABLES on or off re-creates it (drop first, create last).
 """
 
 from __future__ import annotations
 
 from deploy.differ.context import DiffContext
-from deploy.differ.repairs._common import comment_sql, ident, rows, server_version
+from deploy.differ.repairs._common import comment_sql, ident, node, rows, server_version
 
 _QUERY = """
 SELECT p.pubname, p.puballtables,
@@ -61,21 +61,49 @@ def _options(publish: str, via_root: bool) -> str:
     return f"publish = '{publish}', publish_via_partition_root = {str(via_root).lower()}"
 
 
+def _alter_members(name: str, old: tuple, new: tuple) -> list[str]:
+    """ALTER PUBLICATION statements that turn `old`'s tables and schemas into `new`'s."""
+    tables, schemas = new[3], new[4]
+    publication = ident(name)
+    if tables or schemas:
+        targets = ([f"TABLE {tables}"] if tables else []) + (
+            [f"TABLES IN SCHEMA {schemas}"] if schemas else [])
+        # SET replaces every member (tables and schemas) at once.
+        return [f"ALTER PUBLICATION {publication} SET {', '.join(targets)};"]
+    altered = []
+    if old[3]:
+        altered.append(f"ALTER PUBLICATION {publication} DROP TABLE "
+                       f"{', '.join(_names(old[3]))};")
+    if old[4]:
+        altered.append(f"ALTER PUBLICATION {publication} DROP TABLES IN SCHEMA {old[4]};")
+    return altered
+
+
+def _names(tables: str) -> list[str]:
+    """Table names of a member list `a (x, y) WHERE (…), b` (parsed by PostgreSQL's parser)."""
+    tree = node(f"CREATE PUBLICATION p FOR TABLE {tables}")
+    if tree is None:
+        return []
+    return [f"{ident(o.pubtable.relation.schemaname)}.{ident(o.pubtable.relation.relname)}"
+            for o in tree.pubobjects]
+
+
 def apply(ctx: DiffContext, statements: list[str]) -> list[str]:
     """Drop removed/re-created publications first; create or alter the others last."""
     before, after = _publications(ctx.source), _publications(ctx.target)
     drops, creates = [], []
     for name in sorted(before):
-        old = before[name]
-        if name not in after or (after[name][0], *after[name][3:5]) != (old[0], *old[3:5]):
+        if name not in after or after[name][0] != before[name][0]:
             drops.append(f"DROP PUBLICATION {ident(name)};")
     for name in sorted(after):
         spec, old = after[name], before.get(name)
-        if old is None or (spec[0], *spec[3:5]) != (old[0], *old[3:5]):
+        if old is None or spec[0] != old[0]:
             creates.append(_create(name, spec))
             if spec[5] is not None:
                 creates.append(comment_sql(f"PUBLICATION {ident(name)}", spec[5]))
             continue
+        if spec[3:5] != old[3:5]:
+            creates += _alter_members(name, old, spec)
         if spec[1:3] != old[1:3]:
             creates.append(f"ALTER PUBLICATION {ident(name)} SET ({_options(spec[1], spec[2])});")
         if spec[5] != old[5]:
