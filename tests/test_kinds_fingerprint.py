@@ -42,7 +42,7 @@ KINDS = [
     ("ICU collation locale", "create collation c1 (provider = icu, locale = 'de-DE');",
      "create collation c1 (provider = icu, locale = 'fr-FR');", "collation public.c1", True),
     ("foreign data wrapper and server", "", "create foreign data wrapper w; "
-     "create server s foreign data wrapper w options (host 'db');", "server s", False),
+     "create server s foreign data wrapper w options (host 'db');", "server s", True),
     ("access method", "", "create access method heap2 type table handler heap_tableam_handler;",
      "access-method heap2", False),
     ("language", "", "create language pl2 handler plpgsql_call_handler;", "language pl2", False),

@@ -13,6 +13,7 @@ T = "create table t (id int primary key, a text, b int);"
 EVT = "create function evt() returns event_trigger language plpgsql as $$begin end$$;"
 EQS = ("create function myeq(int, int) returns bool language sql immutable as 'select $1 = $2';"
        "create function myne(int, int) returns bool language sql immutable as 'select $1 <> $2';")
+FDW = "create foreign data wrapper w; create server s foreign data wrapper w options (host 'a');"
 RI_INDEX = "create unique index t_b on t (b); alter table t alter b set not null;"
 PART = ("create table p (a int, b int) partition by range (a);"
         "create table p1 partition of p for values from (0) to (10);")
@@ -90,6 +91,13 @@ CASES = [
      "create publication p1 for table t; create publication p2 for table t (id) where "
      "(id > 1), u;", T + "create table u (x int); create schema s; create publication p1 for "
      "table t where (b > 0), tables in schema s; create publication p2;"),
+    ("foreign tables from empty, read by a view", "", FDW + "create foreign table ft (x int "
+     "options (column_name 'y') not null default 3, z text) server s options (table_name 'q');"
+     "create view v as select x from ft;"),
+    ("foreign data changes", FDW + "create foreign table ft (x int, gone int) server s "
+     "options (a '1');", "create foreign data wrapper w options (debug 'true'); create server s "
+     "version '2' foreign data wrapper w options (host 'b', port '5'); create foreign table ft "
+     "(x bigint options (c 'd') not null, y text) server s options (b '2');"),
     ("publication options only", T + "create publication pub for table t;",
      T + "create publication pub for table t with (publish = 'insert');"),
 ]

@@ -22,6 +22,7 @@ from deploy.differ.repairs import (
     domains,
     event_triggers,
     force_rls,
+    foreign_data,
     operators,
     partition_indexes,
     privileges,
@@ -54,6 +55,7 @@ REPAIRS: tuple[ModuleType, ...] = (
     publications,
     operators,
     aggregates,
+    foreign_data,
     privileges,
     comments,
 )
