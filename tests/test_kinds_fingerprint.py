@@ -51,7 +51,7 @@ KINDS = [
      "aggregate public.agg(integer)", True),
     ("range type options", "create type fr as range (subtype = float8);",
      "create type fr as range (subtype = float8, subtype_diff = float8mi);",
-     "range-option public.fr", False),
+     "range-option public.fr", True),
     ("merged inherited column", "create table p (a int); create table c () inherits (p);",
      "create table p (a int); create table c (a int) inherits (p);",
      "column-option public.c.a", False),

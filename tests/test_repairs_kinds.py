@@ -98,6 +98,12 @@ CASES = [
      "options (a '1');", "create foreign data wrapper w options (debug 'true'); create server s "
      "version '2' foreign data wrapper w options (host 'b', port '5'); create foreign table ft "
      "(x bigint options (c 'd') not null, y text) server s options (b '2');"),
+    ("range types from empty, used by a composite and a table", "",
+     "create type fr as range (subtype = float8, subtype_diff = float8mi);"
+     "create type c as (x fr); create table u (r fr, y c);"),
+    ("range type changed (unused)", "create type fr as range (subtype = float8);",
+     "create type fr as range (subtype = float8, subtype_diff = float8mi, "
+     "multirange_type_name = frm);"),
     ("publication options only", T + "create publication pub for table t;",
      T + "create publication pub for table t with (publish = 'insert');"),
 ]

@@ -4,8 +4,8 @@ Each repair is a module with one job and a function `apply(ctx, statements) -> s
 it may replace, remove, reorder or append statements. Its docstring says what migra gets
 wrong (or leaves out) for that object kind and how the repair fixes it. Repairs that
 rewrite migra's output run before those that only append (comments come last, so a
-re-created object gets its comment back). Domains run before composite types: both are
-inserted after migra's leading statements, and composite types may use domains.
+re-created object gets its comment back). Domains, then range types, then composite types
+are inserted after migra's leading statements: each may use the ones before it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from deploy.differ.repairs import (
     partition_indexes,
     privileges,
     publications,
+    ranges,
     replica_identity,
     rules,
     sequences,
@@ -41,6 +42,7 @@ REPAIRS: tuple[ModuleType, ...] = (
     collations,
     column_collations,
     domains,
+    ranges,
     composite_types,
     text_search,
     unique_indexes,

@@ -106,10 +106,11 @@ def dropped_types(statement: str) -> list[str]:
     return names
 
 
-# Statements migra puts first that never depend on user types, and the domains this package
-# creates there: composite types (which may use domains) go right after them.
+# Statements migra puts first that never depend on user types, and the domains and range
+# types this package creates there: composite types (which may use both) go after them.
 _LEADING = (ast.CreateSchemaStmt, ast.CreateExtensionStmt, ast.CreateEnumStmt,
-            ast.AlterEnumStmt, ast.CreateSeqStmt, ast.CreateDomainStmt, ast.AlterDomainStmt)
+            ast.AlterEnumStmt, ast.CreateSeqStmt, ast.CreateDomainStmt, ast.AlterDomainStmt,
+            ast.CreateRangeStmt)
 
 
 def leading_position(statements: list[str]) -> int:

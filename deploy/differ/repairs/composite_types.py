@@ -100,14 +100,20 @@ def apply(ctx: DiffContext, statements: list[str]) -> list[str]:
         return statements
     position = leading_position(statements)
     statements = statements[:position] + early + statements[position:]
-    # Dropped before the domains they may use (the domains repair appended those drops).
-    drop_at = next((i for i, s in enumerate(statements) if _drops_domain(s)), len(statements))
+    # Dropped before the domains, range types and enums they may use (dropped by the repairs
+    # before this one, or by migra after its table drops).
+    drop_at = next((i for i, s in enumerate(statements) if _drops_other_type(s, names)),
+                   len(statements))
     return statements[:drop_at] + late + statements[drop_at:]
 
 
-def _drops_domain(statement: str) -> bool:
+def _drops_other_type(statement: str, composites: set[str]) -> bool:
     tree = node(statement)
-    return isinstance(tree, ast.DropStmt) and tree.removeType == enums.ObjectType.OBJECT_DOMAIN
+    if not isinstance(tree, ast.DropStmt):
+        return False
+    if tree.removeType == enums.ObjectType.OBJECT_DOMAIN:
+        return True
+    return bool(set(dropped_types(statement)) - composites)
 
 
 def _is_migra_composite(statement: str, names: set[str]) -> bool:
