@@ -36,9 +36,9 @@ KINDS = [
      "operator-family public.fam USING btree", False),
     ("cast", "create type mood as enum ('a');",
      "create type mood as enum ('a'); create cast (text as mood) with inout;",
-     "cast (text AS public.mood)", False),
+     "cast (text AS public.mood)", True),
     ("conversion", "", "create conversion conv for 'UTF8' to 'LATIN1' from utf8_to_iso8859_1;",
-     "conversion public.conv", False),
+     "conversion public.conv", True),
     ("ICU collation locale", "create collation c1 (provider = icu, locale = 'de-DE');",
      "create collation c1 (provider = icu, locale = 'fr-FR');", "collation public.c1", True),
     ("foreign data wrapper and server", "", "create foreign data wrapper w; "

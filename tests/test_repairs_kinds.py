@@ -104,6 +104,13 @@ CASES = [
     ("range type changed (unused)", "create type fr as range (subtype = float8);",
      "create type fr as range (subtype = float8, subtype_diff = float8mi, "
      "multirange_type_name = frm);"),
+    ("casts", "create type mood as enum ('a'); create function m(int) returns mood "
+     "language sql immutable as $$select 'a'::mood$$;", "create type mood as enum ('a');"
+     "create function m(int) returns mood language sql immutable as $$select 'a'::mood$$;"
+     "create cast (text as mood) with inout as assignment; create cast (int as mood) with "
+     "function m(int); comment on cast (int as mood) is 'why';"),
+    ("conversions", "", "create default conversion conv for 'UTF8' to 'LATIN1' from "
+     "utf8_to_iso8859_1; comment on conversion conv is 'c';"),
     ("publication options only", T + "create publication pub for table t;",
      T + "create publication pub for table t with (publish = 'insert');"),
 ]

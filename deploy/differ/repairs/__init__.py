@@ -14,11 +14,13 @@ from types import ModuleType
 
 from deploy.differ.repairs import (
     aggregates,
+    casts,
     collations,
     column_collations,
     column_options,
     comments,
     composite_types,
+    conversions,
     domains,
     event_triggers,
     force_rls,
@@ -58,6 +60,8 @@ REPAIRS: tuple[ModuleType, ...] = (
     operators,
     aggregates,
     foreign_data,
+    casts,
+    conversions,
     privileges,
     comments,
 )
