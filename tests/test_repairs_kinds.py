@@ -50,6 +50,10 @@ CASES = [
     ("column statistics, n_distinct, compression", T,
      T + "alter table t alter b set statistics 500; alter table t alter b set (n_distinct = -0.2);"
      "alter table t alter a set compression lz4;"),
+    ("index column statistics", T + "create index t_sum on t ((id + b));",
+     T + "create index t_sum on t ((id + b)); alter index t_sum alter column 1 set statistics "
+     "300; create index t_prod on t ((id * b)); alter index t_prod alter column 1 set "
+     "statistics 200;"),
     ("extended statistics", T, T + "create statistics t_ab (ndistinct, dependencies) on a, b "
      "from t; alter statistics t_ab set statistics 300; comment on statistics t_ab is 'why';"),
     ("extended statistics definition", T + "create statistics s1 (ndistinct) on a, b from t;",

@@ -77,8 +77,8 @@ def _range_var(rv: ast.RangeVar | None) -> str | None:
 
 
 def created_relations(statements: Iterable[str]) -> set[str]:
-    """Relations the statements create or replace (tables, views, materialized views):
-    their options, rules and column settings start from the defaults again."""
+    """Relations the statements create or replace (tables, views, materialized views,
+    indexes): their options, rules and column settings start from the defaults again."""
     names: set[str] = set()
     for statement in statements:
         tree = node(statement)
@@ -88,6 +88,9 @@ def created_relations(statements: Iterable[str]) -> set[str]:
             names.add(_range_var(tree.view) or "")
         elif isinstance(tree, ast.CreateTableAsStmt) and tree.into is not None:
             names.add(_range_var(tree.into.rel) or "")
+        elif isinstance(tree, ast.IndexStmt) and tree.idxname:
+            schema = tree.relation.schemaname or "public"
+            names.add(f"{ident(schema)}.{ident(tree.idxname)}")
     names.discard("")
     return names
 

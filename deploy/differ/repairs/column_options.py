@@ -3,7 +3,7 @@ n_distinct_inherited) and SET COMPRESSION.
 
 Appends `ALTER TABLE … ALTER COLUMN …` for every table or materialized-view column whose
 setting differs; a column (or relation) the statements create starts from the defaults.
-Index column statistics are left to the proof (it refuses, naming the index column).
+Index columns (`ALTER INDEX … ALTER COLUMN <number> SET STATISTICS`) are covered too.
 """
 
 from __future__ import annotations
@@ -20,15 +20,17 @@ from deploy.differ.repairs._common import (
 )
 
 _QUERY = """
-SELECT format('%%I.%%I', n.nspname, c.relname), c.relkind::text, a.attname,
+SELECT format('%%I.%%I', n.nspname, c.relname), c.relkind::text,
+       CASE WHEN c.relkind IN ('i', 'I') THEN a.attnum::text ELSE a.attname END,
        COALESCE((to_jsonb(a) ->> 'attstattarget')::int, -1),
        a.attoptions, COALESCE(to_jsonb(a) ->> 'attcompression', '')
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'm', 'f')
+WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'm', 'f', 'i', 'I')
   AND n.nspname <> ALL(%(skip)s) AND n.nspname NOT LIKE 'pg\\_temp\\_%%'
 """
 _DEFAULT = (-1, {}, "")
+_VERBS = {"m": "MATERIALIZED VIEW", "f": "FOREIGN TABLE", "i": "INDEX", "I": "INDEX"}
 _COMPRESSION = {"p": "pglz", "l": "lz4", "": "default"}
 
 
@@ -50,8 +52,10 @@ def apply(ctx: DiffContext, statements: list[str]) -> list[str]:
         if excluded(ctx.exclusions, table):
             continue
         old = _DEFAULT if table in recreated else before.get((table, column), (kind, _DEFAULT))[1]
-        verb = "MATERIALIZED VIEW" if kind == "m" else "FOREIGN TABLE" if kind == "f" else "TABLE"
-        prefix = f"ALTER {verb} {table} ALTER COLUMN {ident(column)}"
+        verb = _VERBS.get(kind, "TABLE")
+        # Index columns are addressed by number (only SET STATISTICS applies to them).
+        target = column if kind in ("i", "I") else ident(column)
+        prefix = f"ALTER {verb} {table} ALTER COLUMN {target}"
         if old[0] != new[0]:
             extra.append(f"{prefix} SET STATISTICS {new[0]};")
         for clause in option_changes(old[1], new[1]):
