@@ -1,4 +1,4 @@
-"""Command line: `invoke plan | apply | status | check | serve`.
+"""Command line: `invoke plan | apply | status | check | serve | sandbox`.
 
 Thin by design: parse flags, call `deploy`, print, map the result to an exit code
 (0 ok, 1 error, 2 changes pending, 3 unapproved hazard, 4 drift).
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from invoke import Exit, task
 
+from deploy import cli
 from deploy.config import Config, load_config
 from deploy.errors import ERROR, DeployError
 from deploy.report import Output
@@ -32,10 +33,14 @@ def _run(command: str, fmt: str, work: Callable[[Config, Output], int]) -> None:
         raise Exit(code=exc.exit_code) from None
     except (Exit, KeyboardInterrupt):
         raise
+    except BrokenPipeError:  # the reader went away (`| head`): nothing left to say to it
+        cli.silence(out.out)
+        raise Exit(code=ERROR) from None
     except Exception as exc:  # a bug: still say what happened, and never print a password
         out.error(command, DeployError(
-            f"Unexpected {type(exc).__name__}: {exc}. This is a bug in the deploy tool; "
-            "nothing more was done. Please report it with the traceback below.",
+            f"Unexpected {type(exc).__name__}: {exc}. This is a bug in the deploy tool: please "
+            "report it with the traceback below. `plan` writes its files all at once or not at "
+            "all; run `git status` to see what changed.",
             details=traceback.format_exc(),
         ))
         raise Exit(code=ERROR) from None
@@ -77,7 +82,7 @@ def plan(c, name="", check=False, target="", scratch="", sql_file="", format="te
 @task(
     help={
         "target": "database URL (default: $DATABASE_URL)",
-        "wait": "seconds to keep retrying the connection (default 30)",
+        "wait": "seconds to keep retrying the connection, e.g. 30 or 2.5 (default 30)",
         "lock_timeout": "lock_timeout for plan statements, e.g. 5s (default from config)",
         "statement_timeout": "statement_timeout for plan statements (default from config)",
         "retries": "attempts per plan when a lock wait times out (default 5)",
@@ -86,7 +91,7 @@ def plan(c, name="", check=False, target="", scratch="", sql_file="", format="te
     }
 )
 def apply(  # noqa: PLR0913
-    c, target="", wait=30, lock_timeout="", statement_timeout="", retries=5, dry_run=False,
+    c, target="", wait="30", lock_timeout="", statement_timeout="", retries="5", dry_run=False,
     format="text",  # noqa: A002
 ):
     """Apply the reviewed plans to the target database (Railway pre-deploy step)."""
@@ -98,10 +103,10 @@ def apply(  # noqa: PLR0913
         result = apply_plans(
             config,
             target=target or None,
-            wait=float(wait),
+            wait=cli.seconds("wait", wait),
             lock_timeout=lock_timeout or None,
             statement_timeout=statement_timeout or None,
-            retries=int(retries),
+            retries=cli.count("retries", retries),
             dry_run=dry_run,
             progress=out.progress,
         )
@@ -117,14 +122,16 @@ def apply(  # noqa: PLR0913
         "format": _FORMAT_HELP,
     }
 )
-def status(c, target="", wait=10, format="text"):  # noqa: A002
+def status(c, target="", wait="10", format="text"):  # noqa: A002
     """Show where the live database stands: head, pending plans, or drift."""
 
     def work(config: Config, out: Output) -> int:
         from deploy.status import read_status
         from deploy.views import show_status
 
-        return show_status(out, read_status(config, target=target or None, wait=float(wait)))
+        seconds = cli.seconds("wait", wait)
+        result = read_status(config, target=target or None, wait=seconds, progress=out.progress)
+        return show_status(out, result)
 
     _run("status", format, work)
 
@@ -152,13 +159,30 @@ def check(c, scratch="", target="", format="text"):  # noqa: A002
 
 
 @task(help={"port": "port to listen on (default: $PORT or 8080)"})
-def serve(c, port=0):
-    """Serve /healthz (200 only at head) and /status (JSON) for Railway's health check."""
+def serve(c, port=""):
+    """Serve /healthz (200 only at head) and /status (JSON) for Railway's health check.
+
+    /status shows only state and head unless the request sends
+    `Authorization: Bearer $DEPLOY_STATUS_TOKEN`.
+    """
 
     def work(config: Config, out: Output) -> int:
         from deploy.health import serve as serve_health
 
-        serve_health(config, port=int(port) or None)
+        serve_health(config, port=cli.port(port))
         return 0
 
     _run("serve", "text", work)
+
+
+@task(help={"scratch": "auto (default), local or docker: where the throwaway server runs"})
+def sandbox(c, scratch=""):
+    """Start a throwaway local database for trying apply, status and serve; Ctrl-C deletes it."""
+
+    def work(config: Config, out: Output) -> int:
+        from deploy.sandbox import run_sandbox
+
+        run_sandbox(config, out.out, scratch=scratch or None, progress=out.progress)
+        return 0
+
+    _run("sandbox", "text", work)

@@ -20,12 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg2
-from pglast import ast, enums
 
-from deploy import history, snapshot, urls
+from deploy import history, position, snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
-from deploy.errors import DRIFT, ERROR, UNAPPROVED_HAZARD, DeployError
+from deploy.errors import ERROR, UNAPPROVED_HAZARD, DeployError
 from deploy.fingerprint import (
     Description,
     Exclusions,
@@ -33,24 +32,19 @@ from deploy.fingerprint import (
     describe,
     fingerprint,
     format_differences,
-    split_key,
 )
 from deploy.hazards import classify, unapproved
 from deploy.plans import Plan, PlanGraph, load_chain, short
-from deploy.runner import Step, plan_steps, run_steps
+from deploy.runner import READ_ONLY, Step, plan_steps, run_steps
 from deploy.statements import (
-    DEFAULT_SCHEMA,
     StatementError,
-    parse,
-    qualified_name,
     referenced_relations,
 )
 
 Progress = Callable[[str], None]
 Connection = psycopg2.extensions.connection
 
-# One advisory lock key for every apply against a database: "schdeplo" as a bigint.
-LOCK_KEY = int.from_bytes(b"schdeplo", "big") & 0x7FFF_FFFF_FFFF_FFFF
+LOCK_KEY = history.LOCK_KEY  # the deploy lock
 
 
 @dataclass(frozen=True)
@@ -76,34 +70,6 @@ class ApplyResult:
     applied: list[AppliedPlan] = field(default_factory=list)
     adopted: bool = False  # in a dry run: would adopt
     adopted_state: str | None = None
-
-
-@dataclass(frozen=True)
-class Resume:
-    """A multi-step plan an earlier run left part-way, and where to continue."""
-
-    plan: Plan
-    steps_done: int
-    history_id: int
-
-
-
-def drift_error(config: Config, graph: PlanGraph, live: Description, where: str) -> DeployError:
-    """The drift refusal: what differs from the head (when known) and how to repair."""
-    live_fp = fingerprint(live)
-    differences = snapshot.head_differences(config, graph.head, live)
-    details = "" if differences is None else (
-        "Objects that differ from the head of the plans (- head, + live):\n"
-        + format_differences(differences, 40)
-    )
-    return DeployError(
-        f"Drift: the schema of {where} ({short(live_fp)}) matches no state of the reviewed plans "
-        f"(head is {short(graph.head)}), so nothing was applied. Someone changed it outside the "
-        "plans. To repair, run `invoke plan --target <its URL>` to see the SQL that takes it to "
-        "the models, then either undo the manual change or bring it into the models and plans.",
-        exit_code=DRIFT,
-        details=details,
-    )
 
 
 def check_approvals(plans: list[Plan]) -> None:
@@ -155,6 +121,7 @@ def apply_plans(
         config=config,
         graph=graph,
         exclusions=config.exclusions,
+        url=url,
         where=where,
         retries=max(1, int(retries)),
         progress=progress,
@@ -167,15 +134,47 @@ def apply_plans(
         # A client killed mid-statement must not keep its locks for the rest of that statement.
         _set(conn, "client_connection_check_interval", "1s", optional=True)
         if not dry_run:
+            _refuse_read_only(conn, where)
             _take_lock(conn, lock_wait, progress)
         return run.apply(conn, dry_run)
     except psycopg2.Error as exc:
+        message = urls.mask(str(exc).strip()) or type(exc).__name__
+        if run.current_row is not None:
+            _record_lost(url, config.history_schema, run.current_row,
+                         f"apply stopped by a database error: {message}")
+        if exc.pgcode == READ_ONLY:  # e.g. a failover turned the server into a standby mid-run
+            raise DeployError(
+                f"{where} refused a write because it is read-only "
+                f"({urls.mask((exc.pgerror or str(exc)).strip().splitlines()[0])}); nothing more "
+                "was applied. Point --target (or DATABASE_URL) at the primary server, or lift "
+                "default_transaction_read_only, and run apply again."
+            ) from None
+        hint = target_db.privilege_hint(exc, url, config.history_schema)
+        if hint:
+            raise DeployError(
+                f"{where} refused the apply: {message}.{hint} Then run "
+                "apply again (a plan that was running was rolled back)."
+            ) from None
         raise DeployError(
-            f"The database connection to {where} failed during apply: "
-            f"{urls.mask(str(exc).strip()) or type(exc).__name__}. A plan that was running was "
-            "rolled back (or, for a plan with non-transactional steps, is resumed by the next "
-            "run); run apply again.",
+            f"The database connection to {where} failed during apply: {message}. A plan that "
+            "was running was rolled back (or, for a plan with non-transactional steps, is "
+            "resumed by the next run); run apply again.",
         ) from None
+    finally:
+        conn.close()
+
+
+def _record_lost(url: str, schema: str, history_id: int, message: str) -> None:
+    """Best effort, on a new connection: mark the plan's row failed when its own connection
+    can no longer write it (killed backend, server restart)."""
+    try:
+        conn = target_db.connect(url, wait=2)
+    except DeployError:
+        return  # the server is gone: the next run reconciles the row instead
+    try:
+        history.mark_lost(conn, schema, history_id, message[:2000])
+    except psycopg2.Error:
+        pass
     finally:
         conn.close()
 
@@ -187,9 +186,11 @@ class _Run:
     config: Config
     graph: PlanGraph
     exclusions: Exclusions
+    url: str
     where: str
     retries: int
     progress: Progress
+    current_row: int | None = None  # history row of the plan being applied
 
     @property
     def schema(self) -> str:
@@ -201,19 +202,17 @@ class _Run:
 
     def apply(self, conn: Connection, dry_run: bool) -> ApplyResult:
         graph = self.graph
-        live = describe(conn, self.exclusions)
-        live_fp = fingerprint(live)
+        with position.reading(conn, self.where):
+            where_now = position.locate(conn, self.config, graph)
+        live, live_fp = where_now.live, where_now.live_fingerprint
         result = ApplyResult("up-to-date", self.where, live_fp, graph.head)
         if graph.head is None:
             self.progress("no plans yet: nothing to apply")
             return result
-        path = graph.path(live_fp)
-        resume = None
-        if path is None:
-            resume = find_resumable(conn, self.config, graph, live)
-            if resume is None:
-                raise drift_error(self.config, graph, live, self.where)
-            path = [resume.plan, *(graph.path(resume.plan.to_fingerprint) or [])]
+        if where_now.state == position.DRIFTED:
+            raise position.drift_error(self.config, graph, where_now, self.where)
+        path, resume = where_now.path, where_now.resume
+        if resume is not None:
             self.progress(
                 f"{resume.plan.filename} was stopped part-way by an earlier run; resuming at "
                 f"step {resume.steps_done + 1}"
@@ -249,11 +248,14 @@ class _Run:
                 + (f"; {note}" if note else "")
             )
             result.adopted, result.adopted_state = True, adopt_state
+        # We hold the deploy lock, so rows still 'running' belong to dead runs: say what
+        # became of them (finished before their bookkeeping, or interrupted).
+        for note in history.reconcile(conn, self.schema, live_fp,
+                                      resume.history_id if resume else None):
+            self.progress(note)
         if not path:
             self.progress(f"{self.where} is up to date ({short(live_fp)})")
             return result
-        # We hold the deploy lock, so rows still 'running' belong to dead runs.
-        history.close_stale(conn, self.schema, resume.history_id if resume else None)
         current = live
         for index, plan in enumerate(path):
             resumed = resume if index == 0 else None
@@ -270,7 +272,7 @@ class _Run:
     # --- one plan -----------------------------------------------------------------------
 
     def _apply_one(
-        self, conn: Connection, plan: Plan, before: Description, resume: Resume | None
+        self, conn: Connection, plan: Plan, before: Description, resume: position.Resume | None
     ) -> Description:
         """Run one plan (from its first step, or from where `resume` says); return its `to`."""
         steps = plan_steps(plan.body, plan.filename)
@@ -281,13 +283,22 @@ class _Run:
         start_step = 0
         if resume is not None:
             history_id, start_step = resume.history_id, resume.steps_done
-            history.update_row(conn, self.schema, history_id, status="running", error=None)
-        elif not single:
-            invalid = _invalid_indexes(conn)
+            history.update_row(
+                conn, self.schema, history_id, status="running", error=None,
+                note=f"resumed at step {start_step + 1} after an interrupted run",
+            )
+        elif single:
+            # Committed before the plan's transaction opens: if the process or its connection
+            # dies, this row still says the plan was tried (a later run reconciles it).
+            history_id = history.insert_row(conn, self.schema, plan, "running", started,
+                                            self.who)
+        else:
+            invalid = position.invalid_indexes(conn)
             history_id = history.insert_row(
                 conn, self.schema, plan, "running", started, self.who,
-                resume_fp=_resume_fingerprint(before, invalid, steps[0]),
+                resume_fp=position.resume_fingerprint(before, invalid, steps[0]),
             )
+        self.current_row = history_id
         after: dict[str, Description] = {}
 
         def before_commit(cur: object, steps_done: int) -> None:
@@ -295,17 +306,14 @@ class _Run:
             view = cur.connection  # type: ignore[attr-defined]
             if steps_done < len(steps):
                 desc = describe(view, self.exclusions)
-                resume_fp = _resume_fingerprint(desc, _invalid_indexes(view), steps[steps_done])
+                resume_fp = position.resume_fingerprint(desc, position.invalid_indexes(view),
+                                                        steps[steps_done])
                 history.update_row(cur, self.schema, history_id, steps_done=steps_done,
                                    resume_fp=resume_fp)
                 return
             after["to"] = self._verify(view, plan, steps, single, before)
-            if single:
-                history.insert_row(cur, self.schema, plan, "applied", started, self.who,
-                                   steps_done=steps_done)
-            else:
-                history.update_row(cur, self.schema, history_id, status="applied",
-                                   steps_done=steps_done, finished=True)
+            history.update_row(cur, self.schema, history_id, status="applied",
+                               steps_done=steps_done, finished=True)
 
         for index in range(start_step, len(steps)):
             if not single:
@@ -314,8 +322,10 @@ class _Run:
             try:
                 self._run_step(conn, plan, steps, index, before_commit)
             except DeployError as exc:
-                history.record_failure(conn, self.schema, plan, history_id, started,
-                                       exc.message, self.who)
+                if not history.record_failure(conn, self.schema, plan, history_id, started,
+                                              exc.message, self.who) and history_id is not None:
+                    _record_lost(self.url, self.schema, history_id,
+                                 f"connection lost: {exc.message}")
                 raise
         return after["to"]
 
@@ -411,6 +421,25 @@ def _set(conn: Connection, name: str, value: str, optional: bool = False) -> Non
             ) from None
 
 
+def _refuse_read_only(conn: Connection, where: str) -> None:
+    """A clear refusal, before anything is written, when the target cannot take writes."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')")
+        standby, read_only = cur.fetchone()
+    if standby:
+        raise DeployError(
+            f"{where} is a read-only standby (a replica in recovery), so nothing was applied. "
+            "Point --target (or DATABASE_URL) at the primary server and run apply again."
+        )
+    if read_only == "on":
+        raise DeployError(
+            f"{where} is read-only for this session (default_transaction_read_only is on for "
+            "the database or the role), so nothing was applied. If that is a deliberate freeze, "
+            "run apply once it is lifted; otherwise reset it (ALTER DATABASE <name> RESET "
+            "default_transaction_read_only, or the same for the role) or use another role."
+        )
+
+
 def _state_name(graph: PlanGraph, fp: str) -> str:
     """The plan file whose `to` is `fp`, or "(start)" for the empty schema."""
     for plan in graph.chain:
@@ -438,74 +467,6 @@ def _take_lock(conn: Connection, deadline_s: float, progress: Progress) -> None:
                     "a stuck apply, then run again."
                 )
             time.sleep(0.2)
-
-
-# --- resuming multi-step plans ------------------------------------------------------------
-
-
-def _invalid_indexes(conn: object) -> set[tuple[str, str]]:
-    """(schema, index) of every INVALID index: leftovers of killed concurrent builds."""
-    with conn.cursor() as cur:  # type: ignore[attr-defined]
-        cur.execute(
-            "SELECT n.nspname, c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid"
-        )
-        return {(schema, name) for schema, name in cur.fetchall()}
-
-
-def _indexes_named_by(step: Step) -> set[tuple[str, str]]:
-    """Indexes a non-transactional step builds or drops concurrently (a crash leaves them half)."""
-    if step.transactional:
-        return set()
-    names: set[tuple[str, str]] = set()
-    for parsed in parse(step.statements[0].sql):
-        node = parsed.node
-        if isinstance(node, ast.IndexStmt) and node.idxname:
-            names.add((node.relation.schemaname or DEFAULT_SCHEMA, node.idxname))
-        elif isinstance(node, ast.DropStmt) and node.removeType == enums.ObjectType.OBJECT_INDEX:
-            for obj in node.objects or ():
-                names.add(qualified_name(obj))
-    return names
-
-
-def _resume_fingerprint(desc: Description, invalid: set[tuple[str, str]], next_step: Step) -> str:
-    """Fingerprint of a part-way state, blind to what a crash in `next_step` can leave behind.
-
-    A killed CREATE/DROP INDEX CONCURRENTLY leaves an INVALID index (the runner drops and
-    rebuilds it on the re-run), so INVALID indexes and the indexes the next step touches
-    are left out; everything else must match exactly before a plan is resumed.
-    """
-    skip = invalid | _indexes_named_by(next_step)
-    kept = {}
-    for key, value in desc.items():
-        kind, _, name = key.partition(" ")
-        if kind == "index":
-            parts = split_key(name)
-            if len(parts) >= 3 and (parts[0], parts[-1]) in skip:
-                continue
-        kept[key] = value
-    return fingerprint(kept)
-
-
-def find_resumable(
-    conn: Connection, config: Config, graph: PlanGraph, live: Description
-) -> Resume | None:
-    """The plan an earlier run left part-way, if the database is exactly where it stopped."""
-    rows = history.resumable_rows(conn, config.history_schema)
-    if not rows:
-        return None
-    by_name = {p.filename: p for p in graph.chain}
-    invalid = _invalid_indexes(conn)
-    for history_id, name, steps_done, resume_fp, sha in rows:
-        plan = by_name.get(name)
-        if plan is None or plan.sha256 != sha:
-            continue  # the file changed since: resuming it would run different SQL
-        steps = plan_steps(plan.body, plan.filename)
-        if steps_done >= len(steps):
-            continue
-        if _resume_fingerprint(live, invalid, steps[steps_done]) == resume_fp:
-            return Resume(plan, int(steps_done), int(history_id))
-    return None
 
 
 # --- who blocks us ------------------------------------------------------------------------

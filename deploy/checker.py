@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from deploy import desired as desired_state
-from deploy import errors, snapshot, urls
+from deploy import errors, position, snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.differ import diff
@@ -24,8 +24,6 @@ from deploy.errors import DeployError
 from deploy.fingerprint import (
     Description,
     Exclusions,
-    compare,
-    describe,
     fingerprint,
     format_differences,
 )
@@ -152,6 +150,10 @@ def run_check(
     exclusions = config.exclusions
 
     plans, checks = _load(config, result)
+    # A plan file that cannot be read may sit anywhere in the chain: while one exists, no
+    # verdict that depends on the whole chain (orphans, models vs head, snapshot, target) is
+    # given, since it would advise deleting or regenerating healthy plans.
+    unreadable = [c.file for c in result.plans if c.replay == DAMAGED]
     graph = build_graph(plans)
     result.head = graph.head
     for plan in graph.chain:
@@ -159,7 +161,7 @@ def run_check(
     # Report the chain in order (filenames order nothing), then the plans off it.
     position = {checks[p.path].file: i for i, p in enumerate(graph.chain)}
     result.plans.sort(key=lambda c: (position.get(c.file, len(position)), c.file))
-    _graph_findings(config, graph, checks, result)
+    _graph_findings(config, graph, checks, result, unreadable)
     progress("classifying the hazards of every plan")
     unparseable = _hazard_findings(config, plans, checks, result)
 
@@ -173,10 +175,22 @@ def run_check(
         scratch or config.scratch, config.postgres, image=config.docker_image,
         roles=config.roles, progress=progress,
     ) as server:
-        head_state = _replay_all(server, graph, checks, unparseable, exclusions, result, progress)
-        if desired is not None:
+        head_state = _replay_all(server, graph, checks, unparseable, exclusions, result, progress,
+                                 unreadable)
+        if desired is not None and not unreadable:
             _models_and_snapshot(config, server, graph, desired, head_state, exclusions, result,
                                  progress)
+    if unreadable:
+        names = ", ".join(unreadable)
+        result.notes.append(
+            f"{names} cannot be read, so where the other plans sit in the chain is unknown: "
+            "orphans, the models"
+            + (", the snapshot and --target were" if target else " and the snapshot were")
+            + " not checked. Repair that file first (see its error), then run `invoke check` "
+            "again; do not delete or regenerate other plans because of this run."
+        )
+        result.seconds = time.monotonic() - started
+        return result
     if target:
         head_desc = head_state[1] if head_state else None
         result.target = _check_target(config, graph, target, head_desc, exclusions, result,
@@ -224,9 +238,14 @@ def _load(config: Config, result: CheckResult) -> tuple[list[Plan], dict[Path, P
 
 
 def _graph_findings(
-    config: Config, graph: PlanGraph, checks: dict[Path, PlanCheck], result: CheckResult
+    config: Config, graph: PlanGraph, checks: dict[Path, PlanCheck], result: CheckResult,
+    unreadable: list[str],
 ) -> None:
-    """Forks, stray roots and orphans, each with what to do (plans.py words them)."""
+    """Forks, stray roots and orphans, each with what to do (plans.py words them).
+
+    With an unreadable plan only forks are reported: a stray root or an orphan may just
+    follow the file that cannot be read.
+    """
     messages = iter(graph.problems())
     fork_points = {fp for fp, _ in graph.forks}
     for _, plans in graph.forks:
@@ -236,10 +255,14 @@ def _graph_findings(
     if len(graph.roots) > 1:
         message = next(messages)
         # Two first plans from the empty schema are already reported as a fork.
-        if not {p.from_fingerprint for p in graph.roots} <= fork_points:
+        if not {p.from_fingerprint for p in graph.roots} <= fork_points and not unreadable:
             result.add(Finding(errors.ERROR, "roots", "Several first plans", message,
                                file=relative(config, graph.roots[-1].path)))
     for plan in graph.orphans:
+        if unreadable:
+            checks[plan.path].replay_message = (
+                f"not replayed: it may follow {', '.join(unreadable)}, which cannot be read")
+            continue
         result.add(Finding(errors.ERROR, "orphan", "Orphan plan", next(messages),
                            file=relative(config, plan.path)))
         checks[plan.path].replay_message = "not replayed: no plan in the chain leads to its 'from'"
@@ -305,6 +328,7 @@ def _replay_all(
     exclusions: Exclusions,
     result: CheckResult,
     progress: Progress,
+    unreadable: list[str],
 ) -> tuple[URL, Description] | None:
     """Replay the chain from the empty schema, then each fork branch after it.
 
@@ -312,13 +336,24 @@ def _replay_all(
     """
     chain = graph.chain
     stop = next((i for i, p in enumerate(chain) if p.path in unparseable), len(chain))
+    found = len(result.findings)
     url, description, ok = _replay_into(server, "base", chain[:stop], checks, result, exclusions,
                                         progress)
+    if (unreadable and chain[:stop] and checks[chain[0].path].replay == FAILED
+            and fingerprint(_empty_description(server, exclusions)) != chain[0].from_fingerprint):
+        # The chain's first readable plan does not start from the empty schema: the unreadable
+        # file probably comes before it. That is not this plan's fault.
+        del result.findings[found:]
+        checks[chain[0].path].replay = NOT_REPLAYED
+        ok = False
+        why = f"not replayed: it may follow {', '.join(unreadable)}, which cannot be read"
+    else:
+        why = "not replayed: an earlier plan in the chain did not land"
     whole_chain = ok and stop == len(chain)
     for plan in chain:
         check = checks[plan.path]
         if check.replay == NOT_REPLAYED:
-            check.replay_message = "not replayed: an earlier plan in the chain did not land"
+            check.replay_message = why
     # build_graph stops the chain at the first fork, so a fork starts where the chain ends.
     end = chain[-1].to_fingerprint if chain else (
         graph.roots[0].from_fingerprint if graph.roots else None)
@@ -338,6 +373,11 @@ def _replay_all(
         if check.replay == NOT_REPLAYED and not check.replay_message:
             check.replay_message = "not replayed: it is not on the chain from the empty schema"
     return (url, description) if whole_chain and not graph.problems() else None
+
+
+def _empty_description(server: ScratchServer, exclusions: Exclusions) -> Description:
+    """The description of an empty database on the scratch server (what the chain starts from)."""
+    return describe_url(server.create_database("empty_start"), exclusions)
 
 
 def _replay_into(
@@ -488,34 +528,38 @@ def _check_target(
         return TargetCheck(where, "unreachable")
     try:
         major = target_db.server_major(conn)
-        live = describe(conn, exclusions)
+        conn.autocommit = True
+        position.guard_reads(conn)
+        with position.reading(conn, where):
+            found = position.locate(conn, config, graph)
+    except DeployError as exc:
+        result.add(Finding(errors.ERROR, "target", "Cannot read --target", exc.message))
+        return TargetCheck(where, "unreachable")
     finally:
         conn.close()
-    check = TargetCheck(where, "no-plans", fingerprint(live), major)
+    check = TargetCheck(where, "no-plans", found.live_fingerprint, major)
     if major != config.postgres:
         result.notes.append(
             f"{where} runs PostgreSQL {major} but the plans are verified on {config.postgres} "
             "([tool.deploy] postgres)."
         )
-    if graph.head is None:
+    if found.state == position.NO_PLANS:
         return check
-    path = graph.path(check.fingerprint)
-    if path is None:
+    if found.state == position.DRIFTED:
         check.state = "drift"
-        differences = (compare(head_desc, live) if head_desc is not None
-                       else snapshot.head_differences(config, graph.head, live))
-        check.differences = [str(d) for d in differences or []]
+        differences = position.differences(config, graph, found.live, head_desc)
+        check.differences = position.summarise(differences or [])
         result.add(Finding(
             errors.DRIFT, "target-drift", "Target database has drifted",
-            f"Drift: {where} ({short(check.fingerprint)}) matches no state of the plans (head "
-            f"is {short(graph.head)}), so `invoke apply` would refuse it. Run `invoke plan "
-            "--target <its URL>` to see the SQL that takes it to the models, then undo the "
-            "manual change or bring it into the models and plans.",
+            position.drift_message(where, found.live_fingerprint, graph.head),
             details="\n".join(check.differences[:40]),
         ))
-    elif path:
+    elif found.path:
+        # Part-way through a resumable plan is not drift: apply resumes it.
         check.state = "pending"
-        check.pending = [p.filename for p in path]
+        check.pending = found.pending
+        if found.resume is not None:
+            result.notes.append(f"{where} is {found.matches}.")
     else:
         check.state = "head"
     return check

@@ -83,10 +83,13 @@ def load_config(root: Path | str | None = None) -> Config:
             "major version as a number, for example postgres = 15."
         )
     exclude = table.get("exclude", [])
-    if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
+    if not isinstance(exclude, list) or not all(
+        isinstance(x, str) and x.count(".") <= 1 and all(x.split(".")) for x in exclude
+    ):
         raise DeployError(
-            f"[tool.deploy] exclude in {path} must be a list of table names, "
-            'for example exclude = ["alembic_version"].'
+            f"[tool.deploy] exclude in {path} must be a list of table names, each `name` (a "
+            "table in public) or `schema.name`, for example exclude = [\"alembic_version\", "
+            '"audit.log"].'
         )
     roles = table.get("roles", [])
     if not isinstance(roles, list) or not all(isinstance(x, str) and x for x in roles):

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import psycopg2
 from sqlalchemy import MetaData, create_engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import NoReferencedColumnError, NoReferencedTableError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from deploy import urls
 from deploy.config import Config
 from deploy.errors import DeployError
+from deploy.plans import clean_text
+from deploy.statements import StatementError, split
 
 
 @dataclass(frozen=True)
@@ -109,16 +111,45 @@ def build(desired: DesiredSchema, url: object) -> None:
             try:
                 desired.metadata.create_all(conn, checkfirst=False)
             except SQLAlchemyError as exc:
-                original = getattr(exc, "orig", None) or exc
-                raise DeployError(
-                    f"PostgreSQL rejected the models' DDL: {str(original).strip()}. Fix the model "
-                    "definitions (the failing statement is shown below).",
-                    details=str(getattr(exc, "statement", "") or ""),
-                ) from None
+                raise _model_error(exc) from None
             for path in desired.sql_files:
-                _run(cur, path.read_text(encoding="utf-8"), path.name)
+                sql = clean_text(path, path.read_bytes(), "SQL file")
+                if _has_statements(sql):  # an empty or comment-only file contributes nothing
+                    _run(cur, sql, path.name)
     finally:
         engine.dispose()
+
+
+def _has_statements(sql: str) -> bool:
+    """False for a file with nothing but whitespace and comments (libpq refuses to send it)."""
+    try:
+        return bool(split(sql))
+    except StatementError:
+        return True  # let the server report the syntax error, with its position
+
+
+def _model_error(exc: SQLAlchemyError) -> DeployError:
+    """What went wrong in the models' DDL, and what to do, whether PostgreSQL or SQLAlchemy
+    itself (a ForeignKey to a table or column no model defines) refused it."""
+    if isinstance(exc, NoReferencedTableError | NoReferencedColumnError):
+        return DeployError(
+            f"A foreign key in the models points to something no model defines: {exc}. Fix the "
+            "ForeignKey(\"table.column\") target (it names the table, i.e. __tablename__, not "
+            "the class) or add the missing model, then run again."
+        )
+    original = getattr(exc, "orig", None)
+    statement = str(getattr(exc, "statement", "") or "")
+    if original is None:
+        return DeployError(
+            f"SQLAlchemy could not create the models' DDL: {type(exc).__name__}: {exc}. Fix the "
+            "model definitions and run again."
+        )
+    shown = " (the failing statement is shown below)" if statement else ""
+    return DeployError(
+        f"PostgreSQL rejected the models' DDL: {str(original).strip()}. Fix the model "
+        f"definitions{shown} and run again.",
+        details=statement,
+    )
 
 
 def _run(cur: object, sql: str, where: str) -> None:

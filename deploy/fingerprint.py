@@ -14,6 +14,7 @@ attachment, constraint validity): a plan that misses one of those never lands on
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -677,8 +678,28 @@ class Exclusions:
     privileges: bool = False
 
     def skips_table(self, schema: str, table: str) -> bool:
-        """True when `schema.table` matches an excluded name (`table` or `schema.table`)."""
-        return table in self.tables or f"{schema}.{table}" in self.tables
+        """True when `schema.table` is excluded: an entry `schema.table`, or a bare `table`
+        in `public` (where an unqualified name lands by default, like Alembic's table).
+
+        A relation of that name in another schema is still fingerprinted: it is not the
+        table the entry meant, and excluding it would hide drift.
+        """
+        return (schema, table) in self._qualified
+
+    @functools.cached_property
+    def _qualified(self) -> frozenset[tuple[str, str]]:
+        return frozenset(qualify_exclusion(entry) for entry in self.tables)
+
+
+def qualify_exclusion(entry: str) -> tuple[str, str]:
+    """(schema, table) an `exclude` entry means: `schema.table`, or `public` for a bare name."""
+    schema, dot, table = entry.strip().partition(".")
+    return (schema, table) if dot else (DEFAULT_EXCLUDE_SCHEMA, schema)
+
+
+# Where a bare `exclude` name is looked up: the first schema of PostgreSQL's default
+# search_path ("$user", public) that a database normally has.
+DEFAULT_EXCLUDE_SCHEMA = "public"
 
 
 NOTHING_EXCLUDED = Exclusions()

@@ -2,7 +2,10 @@
 
 `GET /healthz` answers 200 only when the live schema is at the head of the plans (503
 otherwise, with the reason), so Railway holds back a deploy whose database is not ready.
-`GET /status` returns the same JSON document as `invoke status --format json`.
+`GET /status` returns the same JSON document as `invoke status --format json` to a request
+that sends `Authorization: Bearer $DEPLOY_STATUS_TOKEN`; anyone else (the endpoint is often
+public on Railway) gets only the state and the head: no history rows with user@host, no
+error texts with host names, no object names.
 The status is cached for a couple of seconds: health checks must not hammer the database.
 Standard library only (http.server); passwords never reach a response or the log.
 """
@@ -10,6 +13,7 @@ Standard library only (http.server); passwords never reach a response or the log
 from __future__ import annotations
 
 import contextlib
+import hmac
 import io
 import json
 import os
@@ -30,6 +34,7 @@ from deploy.status import read_status
 from deploy.views import show_status
 
 DEFAULT_PORT = 8080
+TOKEN_VARIABLE = "DEPLOY_STATUS_TOKEN"
 CACHE_SECONDS = 2.0
 CONNECT_WAIT = 2.0  # a health check that waits longer than this is already failing
 
@@ -67,7 +72,9 @@ class StatusCache:
         buffer = io.StringIO()
         out = Output("json", out=buffer, err=io.StringIO())
         try:
-            show_status(out, read_status(self.config, target=self.target, wait=self.wait))
+            # serve has no --wait flag: the advice must not suggest one.
+            show_status(out, read_status(self.config, target=self.target, wait=self.wait,
+                                         wait_option=None))
         except DeployError as exc:
             out.error("status", exc)
         except psycopg2.Error as exc:  # e.g. the server went away in the middle of a read
@@ -86,6 +93,21 @@ def healthy(document: dict[str, object]) -> bool:
     return document.get("state") == "head"
 
 
+def minimal(document: dict[str, object]) -> dict[str, object]:
+    """What an unauthenticated client may see: the state and the head, nothing that names a
+    person, a host, an object or an error."""
+    state = document.get("state") or ("error" if document.get("status") == "error" else None)
+    exit_code = document.get("exit_code")
+    return {
+        "version": document.get("version"),
+        "command": "status",
+        "state": state,
+        "exit_code": exit_code,
+        "head": document.get("head"),
+        "full_document": f"send 'Authorization: Bearer <{TOKEN_VARIABLE}>'",
+    }
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "schema-deploy"
@@ -97,23 +119,46 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802
         self._respond(body=False)
 
+    def _authorized(self) -> bool | None:
+        """True: the request sent the configured token; None: it sent none; False: a wrong one."""
+        sent = self.headers.get("Authorization")
+        if not sent:
+            return None
+        token = self.server.token
+        scheme, _, value = sent.strip().partition(" ")
+        if not token or scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(value.strip().encode(), token.encode())
+
     def _respond(self, body: bool) -> None:
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
-        if path == "/healthz":
+        if path in ("/healthz", "/status"):
+            authorized = self._authorized()
+            if authorized is False:  # a wrong token is a mistake worth seeing, not a fallback
+                self._send(401, "text/plain", "unauthorized: wrong bearer token\n", body,
+                           [("WWW-Authenticate", 'Bearer realm="schema-deploy"')])
+                return
             document = self.server.cache.get()
-            if healthy(document):
+            error = document.get("status") == "error"
+            if path == "/healthz" and healthy(document):
                 self._send(200, "text/plain", "ok: schema at head\n", body)
-            else:
-                reason = document.get("error") or self._reason(document)
+            elif path == "/healthz":
+                if error:  # the error text names hosts and databases: only for the token holder
+                    reason = (document.get("error") if authorized else
+                              "the schema status cannot be read (see the server log)")
+                else:
+                    reason = self._reason(document)
                 self._send(503, "text/plain", f"not ready: {reason}\n", body)
-        elif path == "/status":
-            document = self.server.cache.get()
-            code = 503 if document.get("status") == "error" else 200
-            self._send(code, "application/json", json.dumps(document, indent=2, default=str) + "\n",
-                       body)
+            else:
+                shown = document if authorized else minimal(document)
+                self._send(503 if error else 200, "application/json",
+                           json.dumps(shown, indent=2, default=str) + "\n", body)
         elif path == "/":
-            index = {"endpoints": {"/healthz": "200 when the schema is at head, else 503",
-                                   "/status": "invoke status --format json"}}
+            index = {"endpoints": {
+                "/healthz": "200 when the schema is at head, else 503",
+                "/status": f"state and head; with 'Authorization: Bearer <{TOKEN_VARIABLE}>' "
+                           "the `invoke status --format json` document",
+            }}
             self._send(200, "application/json", json.dumps(index) + "\n", body)
         else:
             self._send(404, "text/plain", "not found\n", body)
@@ -129,9 +174,12 @@ class _Handler(BaseHTTPRequestHandler):
             return "no plans found"
         return str(state)
 
-    def _send(self, code: int, content_type: str, text: str, body: bool) -> None:
+    def _send(self, code: int, content_type: str, text: str, body: bool,
+              headers: list[tuple[str, str]] | None = None) -> None:
         payload = urls.mask(text).encode("utf-8")
         self.send_response(code)
+        for name, value in headers or []:
+            self.send_header(name, value)
         self.send_header("Content-Type", f"{content_type}; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Cache-Control", "no-store")
@@ -150,10 +198,11 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], cache: StatusCache, quiet: bool,
-                 family: socket.AddressFamily) -> None:
+                 family: socket.AddressFamily, token: str | None) -> None:
         self.address_family = family
         self.cache = cache
         self.quiet = quiet
+        self.token = token
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -172,29 +221,43 @@ def make_server(
     host: str | None = None,
     ttl: float = CACHE_SECONDS,
     quiet: bool = False,
+    token: str | None = None,
 ) -> ThreadingHTTPServer:
-    """An HTTP server for /healthz and /status, bound but not yet serving."""
+    """An HTTP server for /healthz and /status, bound but not yet serving.
+
+    `token` (default: $DEPLOY_STATUS_TOKEN) unlocks the full /status document.
+    """
     port = port or _port_from_env()
+    token = token if token is not None else os.environ.get(TOKEN_VARIABLE, "").strip() or None
     cache = StatusCache(config, target=target, ttl=ttl)
     if host is not None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return _Server((host, port), cache, quiet, family)
+        return _Server((host, port), cache, quiet, family, token)
     try:
-        return _Server(("::", port), cache, quiet, socket.AF_INET6)
+        return _Server(("::", port), cache, quiet, socket.AF_INET6, token)
     except OSError:  # no IPv6 on this machine
-        return _Server(("0.0.0.0", port), cache, quiet, socket.AF_INET)
+        return _Server(("0.0.0.0", port), cache, quiet, socket.AF_INET, token)
 
 
 def serve(config: Config, port: int | None = None, *, target: str | None = None) -> None:
     """Serve /healthz and /status on `port` (else $PORT, else 8080) until interrupted."""
+    if not (target or os.environ.get("DATABASE_URL")):
+        # Serving anyway would answer 503 forever, with advice about flags serve lacks.
+        raise DeployError(
+            "invoke serve needs the database whose schema it reports: set DATABASE_URL "
+            "(Railway sets it for the service; to try it locally, `invoke sandbox` prints one) "
+            "and start it again."
+        )
     try:
         server = make_server(config, port, target=target)
     except OSError as exc:
         raise DeployError(f"Cannot listen on port {port or _port_from_env()}: {exc}.") from None
     bound_port = server.server_address[1]
     where = _describe_target(target)
-    print(f"serving /healthz and /status on port {bound_port} for {where}", file=sys.stderr,
-          flush=True)
+    full = ("full /status for requests with its bearer token" if server.token  # type: ignore[attr-defined]
+            else f"minimal /status (set {TOKEN_VARIABLE} for the full document)")
+    print(f"serving /healthz and /status on port {bound_port} for {where}; {full}",
+          file=sys.stderr, flush=True)
     server.cache.get()  # type: ignore[attr-defined]  # log the initial state right away
     try:
         server.serve_forever()
@@ -214,7 +277,4 @@ def _port_from_env() -> int:
 
 
 def _describe_target(target: str | None) -> str:
-    raw = target or os.environ.get("DATABASE_URL")
-    if not raw:
-        return "(no DATABASE_URL set: /healthz will answer 503)"
-    return urls.describe(raw)
+    return urls.describe(target or os.environ.get("DATABASE_URL"))

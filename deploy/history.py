@@ -29,6 +29,10 @@ from deploy.plans import Plan
 
 Connection = psycopg2.extensions.connection
 
+# The deploy lock: one session-level advisory lock key for every apply against a database
+# ("schdeplo" as a bigint). Whoever holds it owns the rows that are 'running'.
+LOCK_KEY = int.from_bytes(b"schdeplo", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
 # Rows a later run may resume from (a multi-step plan stopped part-way).
 _RESUMABLE = ("running", "failed")
 
@@ -159,11 +163,11 @@ def insert_row(
 def update_row(
     cur_or_conn: object, schema: str, history_id: int | None, *, status: str | None = None,
     steps_done: int | None = None, resume_fp: str | None = None, error: object = ...,
-    finished: bool = False,
+    finished: bool = False, note: str | None = None,
 ) -> None:
     """Set the given columns of row `history_id` (no-op when None); `finished` sets duration_ms.
 
-    `error=None` clears the error; leaving it out keeps it.
+    `error=None` clears the error; leaving it out keeps it. `note` is appended to the note.
     """
     if history_id is None:
         return
@@ -177,6 +181,9 @@ def update_row(
     if error is not ...:
         sets.append(pgsql.SQL("error = %s"))
         params.append(error)
+    if note is not None:
+        sets.append(pgsql.SQL("note = concat_ws('; ', note, %s)"))
+        params.append(note)
     if finished:
         sets.append(pgsql.SQL(
             "duration_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::int"))
@@ -188,8 +195,10 @@ def update_row(
 def record_failure(
     conn: Connection, schema: str, plan: Plan, history_id: int | None, started: float,
     error: str, by: Who,
-) -> None:
-    """Best effort: mark the attempt failed (a new row when it had none); never raises."""
+) -> bool:
+    """Best effort: mark the attempt failed (a new row when it had none); never raises.
+
+    False when it could not be written (e.g. the connection is gone)."""
     # The failure being reported matters more than its bookkeeping: a dead connection here
     # must not replace the real error.
     try:
@@ -200,7 +209,8 @@ def record_failure(
             update_row(conn, schema, history_id, status="failed", error=error[:2000],
                        finished=True)
     except psycopg2.Error:
-        pass
+        return False
+    return True
 
 
 def record_adoption(
@@ -224,17 +234,43 @@ def record_adoption(
     return note
 
 
-def close_stale(conn: Connection, schema: str, keep_id: int | None) -> None:
-    """Mark every 'running' row but `keep_id` as 'interrupted'.
+def reconcile(conn: Connection, schema: str, live_fp: str, keep_id: int | None) -> list[str]:
+    """Settle every 'running' row but `keep_id` (rows of dead runs); return what was decided.
 
-    Only safe under the deploy lock: then no other run is alive to own those rows.
+    A row whose `to` is the live schema finished and only missed its bookkeeping: it
+    becomes 'applied'. Any other becomes 'interrupted'. Only safe under the deploy lock:
+    then no other run is alive to own those rows.
     """
+    if not exists(conn, schema):
+        return []
+    conn.autocommit = True
+    table = pgsql.Identifier(schema)
+    with conn.cursor() as cur:
+        cur.execute(
+            pgsql.SQL(
+                "UPDATE {}.history SET status = CASE WHEN to_fingerprint = %(live)s "
+                "THEN 'applied' ELSE 'interrupted' END, note = concat_ws('; ', note, CASE "
+                "WHEN to_fingerprint = %(live)s THEN 'finished, but the run died before "
+                "recording it; confirmed by a later run from the live schema' ELSE 'the run "
+                "died before finishing it; found by a later run' END) "
+                "WHERE status = 'running' AND id <> %(keep)s RETURNING plan, status"
+            ).format(table),
+            {"live": live_fp, "keep": keep_id if keep_id is not None else -1},
+        )
+        rows = cur.fetchall()
+    return [f"history: {plan} was left 'running' by a run that died; recorded as '{status}'"
+            for plan, status in rows]
+
+
+def mark_lost(conn: Connection, schema: str, history_id: int, error: str) -> None:
+    """Mark row `history_id` failed with `error`, unless it was settled meanwhile."""
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(
-            pgsql.SQL("UPDATE {}.history SET status = 'interrupted' "
-                      "WHERE status = 'running' AND id <> %s").format(pgsql.Identifier(schema)),
-            (keep_id if keep_id is not None else -1,),
+            pgsql.SQL("UPDATE {}.history SET status = 'failed', error = %s, duration_ms = "
+                      "(extract(epoch FROM clock_timestamp() - started_at) * 1000)::int "
+                      "WHERE id = %s AND status = 'running'").format(pgsql.Identifier(schema)),
+            (error, history_id),
         )
 
 
@@ -286,7 +322,26 @@ def last_rows(conn: Connection, schema: str, limit: int = 5) -> list[dict[str, o
             (limit,),
         )
         columns = [d[0] for d in cur.description]
-        return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+        rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+        if any(row["status"] == "running" for row in rows):
+            alive = apply_running(conn)
+            for row in rows:
+                # No apply holds the deploy lock: the run that wrote 'running' is dead, and
+                # the next apply settles the row. Say so instead of "running" forever.
+                row["stale"] = row["status"] == "running" and not alive
+        return rows
+
+
+def apply_running(conn: Connection) -> bool:
+    """Whether some session holds the deploy lock (an apply is running right now)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1)",
+            (LOCK_KEY >> 32, LOCK_KEY & 0xFFFF_FFFF),
+        )
+        return bool(cur.fetchone()[0])
 
 
 def resumable_rows(conn: Connection, schema: str) -> list[tuple[int, str, int, str, str | None]]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psycopg2
+from pglast import ast, enums
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
@@ -38,6 +41,9 @@ from deploy.plans import (
 )
 from deploy.runner import StatementFailed, plan_steps, run_steps
 from deploy.scratch import ScratchServer, open_scratch
+from deploy.statements import StatementError
+from deploy.statements import parse as parse_statements
+from deploy.statements import split as split_statements
 
 Progress = Callable[[str], None]
 # migra sometimes needs a second pass (a dependency it orders late); more means it is stuck.
@@ -126,8 +132,13 @@ def replay(
         if after != plan.to_fingerprint:
             return Replay(url, current, number - 1,
                 f"{plan.filename} does not land on its 'to' ({short(plan.to_fingerprint)}); it "
-                f"produces {short(after)}. If the SQL was edited on purpose, run `invoke plan` to "
-                "write a follow-up plan, or restore the file from version control."
+                f"produces {short(after)}, so its SQL was probably edited after it was generated. "
+                "Restore it from version control (git diff shows the edit), or change the SQL "
+                "until it produces exactly its 'to' schema. `invoke plan` cannot fix this while "
+                "the plan is in the chain: for an intended edit of the newest plan that no "
+                "database has applied yet, save its SQL to a file, delete the plan, and run "
+                "`invoke plan --name \"...\" --sql-file <that file>` (it proves the SQL against "
+                "the models and writes a new header)."
             )
     return Replay(url, current, len(chain))
 
@@ -178,7 +189,7 @@ def make_plan(
         if base_fp == desired_fp and sql_file is None:
             result = PlanResult("up-to-date", from_fingerprint=base_fp, to_fingerprint=desired_fp)
             if stale and not check:
-                snapshot.write(stale)
+                write_files(stale)
                 result.snapshot_written = True
             return result
 
@@ -207,22 +218,121 @@ def make_plan(
             to_fingerprint=desired_fp,
             hazards=hazards,
         )
+        if sql_file is None:
+            result.notes += rename_notices(body, base_url, desired_url)
         if check:
             return result
         plan_name = name or "schema change"
         path = new_plan_path(config.plans_dir, plan_name)
         header_body = render_plan(plan_name, base_fp, desired_fp, config.postgres, hazards, body)
-        config.plans_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(header_body, encoding="utf-8")
-        snapshot.write(stale)
+        write_files({path: header_body, **stale})
         result.plan_path = path
         result.snapshot_written = bool(stale)
         # Hazard lines were counted in the body; in the file the header comes first.
-        first = body.lstrip()
-        shift = header_body[: header_body.index(first)].count("\n") - body[
-            : body.index(first)].count("\n")
+        shift = _body_line_shift(body, header_body)
         result.hazards = [replace(h, line=h.line + shift) for h in hazards]
         return result
+
+
+def _body_line_shift(body: str, file_text: str) -> int:
+    """How many lines further down the body's first statement sits in the file than in
+    `body` (render_plan writes `body.strip()` at the end of the file)."""
+    stripped = body.strip()
+    in_file = file_text.count("\n", 0, len(file_text) - len(stripped) - 1)
+    in_body = body.count("\n", 0, len(body) - len(body.lstrip()))
+    return in_file - in_body
+
+
+def write_files(files: dict[Path, str]) -> None:
+    """Write all `files` or none: each goes to a temporary file first, and the temporaries
+    are renamed into place only once every one of them was written."""
+    temporaries: dict[Path, Path] = {}
+    renamed: list[tuple[Path, str | None]] = []  # (path, its previous content) for undo
+    try:
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # A dot name without .sql: load_plans never mistakes it for a plan.
+            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            temporaries[path] = temporary
+            temporary.write_text(text, encoding="utf-8")
+        for path, temporary in temporaries.items():
+            previous = _read(path)
+            temporary.replace(path)
+            renamed.append((path, previous))
+    except OSError as exc:
+        for path, previous in reversed(renamed):
+            with contextlib.suppress(OSError):
+                if previous is None:
+                    path.unlink()
+                else:
+                    path.write_text(previous, encoding="utf-8")
+        for temporary in temporaries.values():
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+        raise DeployError(
+            f"Could not write {exc.filename or 'the plan files'}: {exc.strerror or exc}. No plan "
+            "and no snapshot file was written (they are written all at once or not at all). "
+            "Fix the path or its permissions ([tool.deploy] plans and snapshot) and run again."
+        ) from None
+
+
+def rename_notices(body: str, base_url: URL, desired_url: URL) -> list[str]:
+    """A note for each table where the SQL drops a column and adds one of the same type:
+    that is how a renamed model column looks to the differ, and it would lose the data."""
+    drops: dict[tuple[str, str], list[str]] = {}
+    adds: dict[tuple[str, str], list[str]] = {}
+    for parsed in parse_statements(body):
+        node = parsed.node
+        if not isinstance(node, ast.AlterTableStmt) or node.relation is None:
+            continue
+        table = (node.relation.schemaname or "public", node.relation.relname)
+        for cmd in node.cmds or ():
+            if cmd.subtype == enums.AlterTableType.AT_DropColumn and cmd.name:
+                drops.setdefault(table, []).append(cmd.name)
+            elif cmd.subtype == enums.AlterTableType.AT_AddColumn and cmd.def_ is not None:
+                adds.setdefault(table, []).append(cmd.def_.colname)
+    notes = []
+    for table in sorted(set(drops) & set(adds)):
+        old_types = _column_types(base_url, table, drops[table])
+        new_types = _column_types(desired_url, table, adds[table])
+        unmatched = list(adds[table])
+        for old in drops[table]:
+            same = [new for new in unmatched if new_types.get(new) == old_types.get(old)]
+            if not same or old not in old_types:
+                continue
+            new = same[0]
+            unmatched.remove(new)  # each added column is suggested for one rename only
+            name = f"{_ident(table[0])}.{_ident(table[1])}"
+            notes.append(
+                f"{name}: column {_ident(old)} is dropped and {_ident(new)} "
+                f"({old_types[old]}) is added, which loses the column's data. If you renamed "
+                "it, write the rename instead: put\n"
+                f"    ALTER TABLE {name} RENAME COLUMN {_ident(old)} TO {_ident(new)};\n"
+                "into a file, e.g. rename.sql, delete the plan file this command wrote (if "
+                "any), and run `invoke plan --name \"rename …\" --sql-file rename.sql` (it is "
+                "verified against the models before it is saved)."
+            )
+    return notes
+
+
+def _column_types(url: URL, table: tuple[str, str], columns: list[str]) -> dict[str, str]:
+    conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = "
+                "c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND a.attname = ANY(%s) "
+                "AND a.attnum > 0 AND NOT a.attisdropped",
+                (table[0], table[1], columns),
+            )
+            return dict(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def converge(
@@ -267,16 +377,37 @@ def prove(
 
 
 def _apply_and_compare(
-    url: URL, sql: str, desired_desc: Description, exclusions: Exclusions, name: str = "plan"
+    url: URL, sql: str, desired_desc: Description, exclusions: Exclusions, name: str = ""
 ) -> list[Difference]:
+    """Run `sql` on the database at `url` and compare it with the models. `name` is the
+    user's file, or empty for SQL the tool generated: then a failure is the tool's fault."""
+    generated = not name
+    if generated:
+        try:
+            split_statements(sql)
+        except StatementError as exc:
+            raise DeployError(
+                f"The SQL this tool generated is not valid SQL ({exc}), so no plan was written. "
+                "This is a bug in the deploy tool or its differ (migra), not in your models: "
+                "please report it with the SQL below. Meanwhile, write the SQL by hand and pass "
+                "it with --sql-file to have it verified and saved as the plan.",
+                details=sql,
+            ) from None
     conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
     try:
-        run_steps(conn, plan_steps(sql, name), filename=name)
+        run_steps(conn, plan_steps(sql, name or "generated SQL"), filename=name or "plan")
     except StatementFailed as exc:
+        if not generated:
+            raise DeployError(
+                f"{name} fails on a copy of the replayed schema, so no plan was written: "
+                f"{exc.message} Fix the SQL in {name} and run the same command again.",
+                line=exc.line,
+            ) from None
         raise DeployError(
-            f"The generated SQL fails on a copy of the replayed schema, so no plan was written: "
-            f"{exc.message} This is a limitation of the differ; write the SQL by hand and pass "
-            "it with --sql-file to have it verified and saved as the plan.",
+            f"The SQL this tool generated fails on a copy of the replayed schema, so no plan was "
+            f"written: {exc.message} This is a limitation of the differ, not a mistake in your "
+            "models; write the SQL by hand and pass it with --sql-file to have it verified and "
+            "saved as the plan.",
             details=sql,
         ) from None
     finally:

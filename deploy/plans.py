@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 from deploy.errors import DeployError
 from deploy.hazards import Approval, Hazard
@@ -65,9 +66,10 @@ class Plan:
 def parse_plan(path: Path) -> Plan:
     """Read and check a plan file; raise DeployError naming the file and line when damaged."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DeployError(f"Cannot read plan file {path}: {exc}.") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DeployError(f"Cannot read plan file {path}: {exc.strerror or exc}.") from None
+    text = clean_text(path, data)
     values: dict[str, str] = {}
     hazards: list[str] = []
     approvals: list[Approval] = []
@@ -103,7 +105,7 @@ def parse_plan(path: Path) -> Plan:
                 path, _line_of(lines, key), f"'{key}:' must be sha256: and 64 hex digits, "
                 f"found {values[key]!r}"
             )
-    if not values["postgres"].isdigit():
+    if not re.fullmatch(r"[0-9]{1,4}", values["postgres"]):  # isdigit() accepts '²'
         _damaged(path, _line_of(lines, "postgres"), "'postgres:' must be a major version number")
     return Plan(
         path=path,
@@ -118,6 +120,43 @@ def parse_plan(path: Path) -> Plan:
     )
 
 
+# Characters a reviewer cannot see but the parser acts on: C0 controls other than tab,
+# LF and CR (a NUL ends the SQL libpq sends, silently dropping the rest of the file), DEL,
+# C1 controls, the bidirectional controls that make text display in another order than it
+# runs ("Trojan Source"), and zero-width spaces / byte order marks (an identifier that looks
+# like another one).
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u200e\u200f\u202a-\u202e"
+    "\u2060\u2066-\u2069\ufeff]"
+)
+
+
+def clean_text(path: Path, data: bytes, kind: str = "Plan file") -> str:
+    """`data` decoded as UTF-8, or a DeployError naming the line and byte offset of the first
+    byte that is not clean text (invalid UTF-8, control or bidi-override characters)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        _unclean(kind, path, data, exc.start, f"byte 0x{data[exc.start]:02x} is not valid UTF-8")
+    match = _INVISIBLE.search(text)
+    if match:
+        offset = len(text[: match.start()].encode("utf-8"))
+        character = f"U+{ord(match.group()):04X}"
+        _unclean(kind, path, data, offset, f"it contains the invisible character {character}")
+    return text
+
+
+def _unclean(kind: str, path: Path, data: bytes, offset: int, what: str) -> NoReturn:
+    line = data.count(b"\n", 0, offset) + 1
+    raise DeployError(
+        f"{kind} {path}:{line} is not clean UTF-8 text: {what} (byte offset {offset}). "
+        "PostgreSQL would not run what a reviewer sees (everything after a NUL byte is dropped, "
+        "and GitHub shows such a file as binary), so the file is refused. Restore it from "
+        "version control, or remove the character with an editor that shows it.",
+        line=line,
+    )
+
+
 def _line_of(lines: list[str], key: str) -> int | None:
     for number, raw in enumerate(lines, start=1):
         match = _HEADER_KEY.match(raw.strip())
@@ -126,7 +165,7 @@ def _line_of(lines: list[str], key: str) -> int | None:
     return None
 
 
-def _damaged(path: Path, line: int | None, what: str) -> None:
+def _damaged(path: Path, line: int | None, what: str) -> NoReturn:
     where = f"{path}:{line}" if line else str(path)
     raise DeployError(
         f"Plan file {where} has a damaged header: {what}. Restore the header from version "
@@ -250,9 +289,16 @@ def build_graph(plans: Iterable[Plan]) -> PlanGraph:
     outgoing: dict[str, list[Plan]] = {}
     for plan in plans:
         outgoing.setdefault(plan.from_fingerprint, []).append(plan)
-    graph.forks = [(fp, ps) for fp, ps in sorted(outgoing.items()) if len(ps) > 1]
     if not plans:
         return graph
+    if len(graph.roots) == 1:
+        trail = _full_trail(graph.roots[0].from_fingerprint, outgoing, len(plans))
+        if trail is not None:
+            # Every plan lies on one walk from the empty schema: a chain that returns to an
+            # earlier schema (add a column, later drop it) is not a fork.
+            graph.chain = trail
+            return graph
+    graph.forks = [(fp, ps) for fp, ps in sorted(outgoing.items()) if len(ps) > 1]
     # Start from the single root; a chain that returns to an earlier schema (add, then drop)
     # is fine: walk each plan once, always taking the one unused plan leaving the node.
     if len(graph.roots) == 1:
@@ -273,6 +319,33 @@ def build_graph(plans: Iterable[Plan]) -> PlanGraph:
         and p not in graph.roots[1:]
     ]
     return graph
+
+
+def _full_trail(start: str, outgoing: dict[str, list[Plan]], total: int) -> list[Plan] | None:
+    """The walk from `start` that uses every plan once (filename order breaks ties), or None.
+
+    Depth-first with backtracking: at a schema two plans leave, the one that later comes
+    back is taken first. Two branches that never meet again (a real fork) have no such walk.
+    """
+    ordered = {fp: sorted(ps, key=lambda p: p.filename) for fp, ps in outgoing.items()}
+    used: set[Path] = set()
+    trail: list[Plan] = []
+    stack = [iter(ordered.get(start, []))]  # one iterator of untried plans per schema visited
+    budget = 20_000  # guards against pathological graphs: give up, report a fork instead
+    while stack and budget > 0:
+        if len(trail) == total:
+            return trail
+        budget -= 1
+        plan = next((p for p in stack[-1] if p.path not in used), None)
+        if plan is not None:
+            used.add(plan.path)
+            trail.append(plan)
+            stack.append(iter(ordered.get(plan.to_fingerprint, [])))
+            continue
+        stack.pop()  # dead end: step back and try the next plan at the previous schema
+        if trail:
+            used.discard(trail.pop().path)
+    return trail if len(trail) == total else None
 
 
 def short(fingerprint: str | None) -> str:
@@ -299,7 +372,8 @@ def render_plan(
 ) -> str:
     """The text of a new plan file: header, then the SQL."""
     header = [
-        f"-- plan: {' '.join(name.split())}",
+        # A control character in the name would make the file one that parse_plan refuses.
+        f"-- plan: {' '.join(_INVISIBLE.sub(' ', name).split())}",
         f"-- from: {from_fingerprint}",
         f"-- to:   {to_fingerprint}",
         f"-- postgres: {postgres}",

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from deploy import urls
+from deploy import cli, urls
 from deploy.errors import DeployError
 
 JSON_VERSION = 1
@@ -41,30 +41,39 @@ class Output:
     def progress(self, message: str) -> None:
         """One progress line on stderr, with the seconds since the task started."""
         elapsed = time.monotonic() - self._started
-        print(f"[{elapsed:5.1f}s] {urls.mask(message)}", file=self.err, flush=True)
+        self._write(self.err, f"[{elapsed:5.1f}s] {urls.mask(message)}")
 
     def text(self, message: str = "") -> None:
         """A line of human text on stdout (text format only)."""
         if self.format == "text":
-            print(urls.mask(message), file=self.out, flush=True)
+            self._write(self.out, urls.mask(message))
 
     def json(self, command: str, payload: dict[str, Any]) -> None:
         """The task's one JSON document on stdout (json format only)."""
         if self.format == "json":
-            print(json_document(command, payload), file=self.out, flush=True)
+            self._write(self.out, json_document(command, payload))
 
     def error(self, command: str, exc: DeployError) -> None:
         """Report a DeployError: a paragraph on stderr (and a JSON document in json mode)."""
         message = urls.mask(exc.message)
         label = self.colour("error:", "red") if _is_tty(self.err) else "error:"
-        print(f"{label} {message}", file=self.err, flush=True)
+        self._write(self.err, f"{label} {message}")
         if exc.details:
-            print(urls.mask(exc.details.rstrip()), file=self.err, flush=True)
+            self._write(self.err, urls.mask(exc.details.rstrip()))
         self.json(
             command,
             {"status": "error", "exit_code": exc.exit_code, "error": message,
              "details": urls.mask(exc.details)},
         )
+
+
+    def _write(self, stream: TextIO, line: str) -> None:
+        """Print a line; a reader that went away (`| head -1`) silences the stream instead
+        of ending the task, so the task still finishes and keeps its exit code."""
+        try:
+            print(line, file=stream, flush=True)
+        except BrokenPipeError:
+            cli.silence(stream)
 
 
 def json_document(command: str, payload: dict[str, Any]) -> str:

@@ -12,13 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg2
-from psycopg2 import sql as pgsql
 
+from deploy import resumable
 from deploy.errors import DeployError
 from deploy.statements import (
     Statement,
     StatementError,
-    is_concurrent_index_build,
     split,
     transaction_boundary,
 )
@@ -33,14 +32,22 @@ class Step:
 
 
 def plan_steps(body: str, filename: str = "plan") -> list[Step]:
-    """Split plan SQL into steps. A syntax error, or a statement that would end the plan's
-    transaction (BEGIN, COMMIT, …), is a DeployError naming file and line."""
+    """Split plan SQL into steps. A syntax error, a body with no statement, or a statement
+    that would end the plan's transaction (BEGIN, COMMIT, …), is a DeployError naming file
+    and line."""
     try:
         statements = split(body)
     except StatementError as exc:
         raise DeployError(
             f"{filename}: {exc}. Fix the SQL (PostgreSQL could not parse it) and run again."
         ) from None
+    if not statements:
+        # An empty plan would "apply" without doing anything while claiming a new fingerprint.
+        raise DeployError(
+            f"{filename} has no SQL statements (it is empty, or only comments). "
+            "Restore its SQL from version control, or delete the file if the change it stood "
+            "for is not wanted."
+        )
     steps: list[Step] = []
     pending: list[Statement] = []
     for statement in statements:
@@ -58,6 +65,12 @@ def plan_steps(body: str, filename: str = "plan") -> list[Step]:
         if statement.transactional:
             pending.append(statement)
             continue
+        refused = resumable.refusal(statement)
+        if refused:
+            raise DeployError(
+                f"{filename}:{statement.line}: {refused}. Change the plan and run again.",
+                line=statement.line,
+            )
         if pending:
             steps.append(Step(tuple(pending), True))
             pending = []
@@ -106,7 +119,7 @@ def run_steps(
             statement = step.statements[0]
             conn.autocommit = True
             with conn.cursor() as cur:
-                if _prepare_concurrent_index(cur, statement):
+                if resumable.prepare(cur, statement):  # a re-run after a crash must not fail
                     _execute(cur, statement, filename)
                 if after_statement:
                     after_statement(statement)
@@ -129,7 +142,27 @@ def _execute(cur: object, statement: Statement, filename: str) -> None:
     except psycopg2.errors.QueryCanceled:
         raise
     except psycopg2.Error as exc:
-        message = (exc.pgerror or str(exc)).strip().splitlines()[0]
+        message = (exc.pgerror or str(exc) or type(exc).__name__).strip().splitlines()[0]
+        if connection_lost(exc, getattr(cur, "connection", None)):
+            raise ConnectionLost(
+                f"{filename}:{statement.line}: the connection to the database was lost while "
+                f"this statement ran ({message}). That is not a fault of the plan: the server "
+                "rolled back the open transaction (a statement outside a transaction may or may "
+                "not have finished). Run the command again once the database accepts "
+                "connections; apply starts from wherever the database now is.",
+                details=statement.sql,
+                pgcode=exc.pgcode,
+                line=statement.line,
+            ) from None
+        if exc.pgcode == READ_ONLY:
+            raise StatementFailed(
+                f"{filename}:{statement.line}: the database is read-only ({message}), so the "
+                "statement could not run and nothing of this step was kept. Point the target at "
+                "the primary server, or lift default_transaction_read_only, and run again.",
+                details=statement.sql,
+                pgcode=exc.pgcode,
+                line=statement.line,
+            ) from None
         raise StatementFailed(
             f"{filename}:{statement.line}: PostgreSQL refused the statement: {message}. Nothing "
             "of this step was kept. Fix the plan (or the database state it expects) and run again.",
@@ -149,32 +182,25 @@ class StatementFailed(DeployError):
         self.pgcode = pgcode
 
 
-def _prepare_concurrent_index(cur: object, statement: Statement) -> bool:
-    """Make a re-run of CREATE INDEX CONCURRENTLY resumable; False means skip it.
+class ConnectionLost(StatementFailed):
+    """The server went away (terminated backend, restart, network) while a statement ran."""
 
-    A killed concurrent build leaves an INVALID index behind: drop it and build again.
-    A valid index of that name means an earlier run finished the build.
-    """
-    target = is_concurrent_index_build(statement)
-    if target is None:
+
+# SQLSTATE of "cannot execute … in a read-only transaction" (a standby, or
+# default_transaction_read_only): the database's state, not the plan's fault.
+READ_ONLY = "25006"
+# Class 08 (connection exception) and the 57P0x shutdowns: the session is gone.
+_SESSION_GONE = ("57P01", "57P02", "57P03")
+
+
+def connection_lost(exc: BaseException, conn: object = None) -> bool:
+    """True when `exc` means the session ended (not that the server refused a statement)."""
+    code = getattr(exc, "pgcode", None) or ""
+    if code.startswith("08") or code in _SESSION_GONE:
         return True
-    schema, name = target
-    cur.execute(  # type: ignore[attr-defined]
-        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
-        (schema, name),
-    )
-    row = cur.fetchone()  # type: ignore[attr-defined]
-    if row is None:
+    if isinstance(exc, psycopg2.InterfaceError):  # "connection already closed"
         return True
-    if row[0]:
-        return False
-    cur.execute(  # type: ignore[attr-defined]
-        pgsql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}.{}").format(
-            pgsql.Identifier(schema), pgsql.Identifier(name)
-        )
-    )
-    return True
+    return isinstance(exc, psycopg2.OperationalError) and bool(getattr(conn, "closed", 0))
 
 
 def _rollback(conn: psycopg2.extensions.connection) -> None:

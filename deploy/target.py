@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import textwrap
+import threading
 import time
 from collections.abc import Callable
 
 import psycopg2
+from psycopg2.extensions import parse_dsn
 
 from deploy import urls
 from deploy.errors import DeployError
@@ -22,6 +25,8 @@ _PERMANENT = (
     "invalid connection option",
     "sslmode value",
 )
+# A connection attempt slower than this gets a progress line (slow DNS, a dropped SYN).
+_SLOW_ATTEMPT = 1.5
 
 
 def resolve_target(explicit: str | None) -> str:
@@ -42,8 +47,12 @@ def connect(
     read_only: bool = False,
     application_name: str = "schema-deploy",
     progress: Callable[[str], None] | None = None,
+    wait_option: str | None = "--wait",
 ) -> psycopg2.extensions.connection:
     """Connect to `url`, retrying with exponential backoff for up to `wait` seconds.
+
+    `wait_option` is the flag the advice may suggest for waiting longer (None: the caller
+    has no such flag, e.g. `serve`).
 
     Wrong passwords, unknown databases and malformed options fail at once; unreachable
     hosts are retried. With `read_only`, every transaction on the connection is read-only.
@@ -56,29 +65,70 @@ def connect(
     deadline = time.monotonic() + max(wait, 0)
     delay = 0.25
     attempt = 0
+    where = urls.describe(url)
     while True:
         attempt += 1
         try:
-            return psycopg2.connect(**kwargs)  # type: ignore[arg-type]
+            return _attempt(kwargs, where, attempt, progress)
         except psycopg2.OperationalError as exc:
-            message = urls.mask(str(exc).strip().replace("\n", " "))
+            # libpq's messages span lines with a tab-indented hint: one line of sentences.
+            lines = [" ".join(line.split()) for line in str(exc).splitlines() if line.strip()]
+            message = urls.mask(" ".join(_sentence(x) for x in lines[:-1]) + " " + lines[-1]
+                                if lines else type(exc).__name__).strip()
             permanent = any(p in message for p in _PERMANENT)
             if permanent or time.monotonic() + delay > deadline:
-                raise DeployError(_connect_advice(url, message, attempt, permanent)) from None
+                raise DeployError(
+                    _connect_advice(url, message, attempt, permanent, wait_option)
+                ) from None
             if progress:
                 progress(
-                    f"waiting for {urls.describe(url)} ({message[:80]}); retry in {delay:.1f}s"
+                    f"cannot reach {where} yet ({_first_line(lines, 100)}"
+                    f"); retrying in {delay:.1f}s"
                 )
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
         except psycopg2.ProgrammingError as exc:
             raise DeployError(
-                f"Cannot connect to {urls.describe(url)}: {urls.mask(str(exc).strip())}. "
+                f"Cannot connect to {where}: {_sentence(urls.mask(str(exc).strip()))} "
                 "Check the options in the database URL."
             ) from None
 
 
-def _connect_advice(url: str, message: str, attempts: int, permanent: bool) -> str:
+def _attempt(
+    kwargs: dict[str, object], where: str, attempt: int, progress: Callable[[str], None] | None
+) -> psycopg2.extensions.connection:
+    """One connection attempt; says so on `progress` when it is slow (DNS, a dropped SYN)."""
+    timer = None
+    if progress:
+        seconds = kwargs.get("connect_timeout")
+        timer = threading.Timer(
+            _SLOW_ATTEMPT,
+            progress,
+            [f"still connecting to {where} (attempt {attempt}, gives up after {seconds}s)"],
+        )
+        timer.daemon = True
+        timer.start()
+    try:
+        return psycopg2.connect(**kwargs)  # type: ignore[arg-type]
+    finally:
+        if timer:
+            timer.cancel()
+
+
+def _first_line(lines: list[str], width: int) -> str:
+    """libpq's error without its hint, shortened at a word boundary, password masked."""
+    return textwrap.shorten(urls.mask(lines[0] if lines else "no answer"), width, placeholder=" …")
+
+
+def _sentence(text: str) -> str:
+    """`text` ending in one full stop (libpq's messages may end in '?' or '.' already)."""
+    text = text.rstrip()
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+def _connect_advice(
+    url: str, message: str, attempts: int, permanent: bool, wait_option: str | None = "--wait"
+) -> str:
     where = urls.describe(url)
     if "password authentication failed" in message or "no password supplied" in message:
         hint = (
@@ -87,13 +137,57 @@ def _connect_advice(url: str, message: str, attempts: int, permanent: bool) -> s
         )
     elif "does not exist" in message:
         hint = "The database or role in the URL does not exist on that server."
+    elif "could not translate host name" in message:
+        hint = (
+            "The host name does not resolve from here: check it for typos; Railway's private "
+            "host names (*.railway.internal) only resolve inside Railway, so from outside use "
+            "DATABASE_PUBLIC_URL."
+        )
     else:
+        longer = f", or wait longer with {wait_option}" if wait_option else ""
         hint = (
             "Check the host and port, that the server is running and reachable from here "
-            "(from outside Railway use DATABASE_PUBLIC_URL), or wait longer with --wait."
+            f"(from outside Railway use DATABASE_PUBLIC_URL){longer}."
         )
     tries = "" if permanent else f" after {attempts} attempt{'s' if attempts > 1 else ''}"
-    return f"Cannot connect to {where}{tries}: {message}. {hint}"
+    return f"Cannot connect to {where}{tries}: {_sentence(message)} {hint}"
+
+
+def privilege_hint(exc: BaseException, url: str, history_schema: str) -> str:
+    """For a 'permission denied' error (SQLSTATE 42501): the GRANT that would fix it, run
+    as the database owner; empty for any other error."""
+    if getattr(exc, "pgcode", None) != "42501":
+        return ""
+    message = str(exc)
+    params = parse_dsn(urls.parse_url(url))
+    user = _ident(str(params.get("user") or "<deploy user>"))
+    database = _ident(str(params.get("dbname") or "<database>"))
+    schema = _ident(history_schema)
+    if f"schema {history_schema}" in message:
+        grant = (f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {user}; GRANT SELECT, INSERT, "
+                 f"UPDATE ON ALL TABLES IN SCHEMA {schema} TO {user}; GRANT USAGE ON ALL "
+                 f"SEQUENCES IN SCHEMA {schema} TO {user};")
+        why = f"the tool records every apply in the schema {schema}"
+    elif "permission denied for database" in message:
+        grant = f"GRANT CREATE ON DATABASE {database} TO {user};"
+        why = f"the first apply creates the history schema {schema}"
+    elif "permission denied for schema" in message:
+        name = message.split("permission denied for schema", 1)[1].split()[0]
+        grant = f"GRANT USAGE, CREATE ON SCHEMA {_ident(name)} TO {user};"
+        why = "the plans create and alter objects in that schema"
+    else:
+        grant = ("GRANT the missing privilege, or connect as the user that owns the schema's "
+                 "objects (Railway's DATABASE_URL user owns them)")
+        why = "plans alter objects the connecting user does not own"
+    return (f" The database user {user} lacks a privilege ({why}). As the database owner, run: "
+            f"{grant}")
+
+
+def _ident(name: str) -> str:
+    """`name` as an SQL identifier, quoted only when it has to be."""
+    if name.replace("_", "a").isalnum() and name == name.lower() and not name[0].isdigit():
+        return name
+    return '"' + name.replace('"', '""') + '"'
 
 
 def sqlalchemy_engine(url: str, read_only: bool = False):  # noqa: ANN201 - sqlalchemy Engine

@@ -8,6 +8,7 @@ libpq itself parses and validates them. SQLAlchemy is not imported here, so `app
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 import psycopg2
 from psycopg2.extensions import parse_dsn
@@ -108,15 +109,36 @@ def database_name(url: object) -> str:
 # Greedy to the last @ of the URL: a password may itself contain @ (which parse_url refuses,
 # but a message may still quote what the user typed).
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)\S*@")
-_PASSWORD_OPTION = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+# A `key=value` option, in a URL query (`?key=value&…`) or a keyword/value conninfo string
+# (`key = 'value'`). libpq percent-decodes URL query keys, so `?passwor%64=…` is a password
+# too: keys are decoded before they are judged. A quoted value may hold escaped quotes.
+_OPTION = re.compile(
+    r"(?P<lead>^|[\s?&;,(\[{])(?P<key>[A-Za-z0-9_.%-]+)(?P<eq>\s*=\s*)"
+    r"(?P<value>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^\s&]*)"
+)
+
+
+def _is_secret_key(key: str) -> bool:
+    """True for libpq options that carry a secret (password, sslpassword), however encoded."""
+    return "password" in unquote(key).lower()
+
+
+def _mask_option(match: re.Match[str]) -> str:
+    if not _is_secret_key(match.group("key")):
+        return match.group(0)
+    return match.group("lead") + match.group("key") + match.group("eq") + "***"
 
 
 def mask(text: object) -> str:
-    """`text` with the password of every URL (and every password=… option) replaced by ***."""
+    """`text` with the password of every URL (and every password=… option) replaced by ***.
+
+    Options count however libpq would read them: `?password=`, `?passwor%64=`,
+    `?sslpassword=`, `password = '…'` in a keyword/value string.
+    """
     if hasattr(text, "render_as_string"):
-        return text.render_as_string(hide_password=True)  # type: ignore[attr-defined]
+        text = text.render_as_string(hide_password=True)  # type: ignore[attr-defined]
     masked = _PASSWORD_IN_URL.sub(r"\1***@", str(text))
-    return _PASSWORD_OPTION.sub(r"\1***", masked)
+    return _OPTION.sub(_mask_option, masked)
 
 
 def describe(url: object) -> str:

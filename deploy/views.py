@@ -166,6 +166,7 @@ def show_status(out: Output, result: StatusResult) -> int:
             "matches": result.matches,
             "pending": result.pending,
             "differences": result.differences,
+            "message": result.message,
             "history": result.history,
         },
     )
@@ -184,7 +185,9 @@ def show_status(out: Output, result: StatusResult) -> int:
         out.text(out.colour("state:    DRIFT (matches no reviewed state)", "red"))
         for line in result.differences[:40]:
             out.text(f"  {line}")
-        out.text("Run `invoke plan --target <URL>` to see the SQL that takes it to the models.")
+        if len(result.differences) > 40:
+            out.text(f"  … and {len(result.differences) - 40} more")
+        out.text(result.message or "")
     else:
         out.text("state:    no plans yet")
     append_step_summary(
@@ -195,6 +198,8 @@ def show_status(out: Output, result: StatusResult) -> int:
     if result.history:
         out.text("history (newest first):")
         for row in result.history:
-            out.text(f"  {row['started_at']}  {row['status']:<8} {row['plan']}  "
+            state = ("running, but its apply is gone (the next apply settles it)"
+                     if row.get("stale") else row["status"])
+            out.text(f"  {row['started_at']}  {state:<8} {row['plan']}  "
                      f"by {row['db_user']} from {row['client_host']}")
     return code

@@ -116,14 +116,19 @@ def test_kill_9_in_the_middle_of_a_plan_leaves_from_and_a_rerun_completes(
         assert time.monotonic() < deadline, "the killed apply's backend kept running"
         time.sleep(0.1)
     assert live_fingerprint(project, url) == before
-    assert [r["plan"] for r in history(pg, url)] == [FIRST]
+    # History says the plan was tried; nobody finished it yet.
+    assert [(r["plan"], r["status"]) for r in history(pg, url)] == [
+        (FIRST, "applied"), (plan.name, "running")
+    ]
 
     again = run_invoke(project, "apply", "--target", url)
     assert again.returncode == 0, again.stderr
     assert live_fingerprint(project, url) == head(project)
-    assert [(r["plan"], r["status"]) for r in history(pg, url)] == [
-        (FIRST, "applied"), (plan.name, "applied")
+    rows = history(pg, url)
+    assert [(r["plan"], r["status"]) for r in rows] == [
+        (FIRST, "applied"), (plan.name, "interrupted"), (plan.name, "applied")
     ]
+    assert "died before finishing" in rows[1]["note"]
 
 
 def test_kill_9_during_a_concurrent_index_build_resumes_and_rebuilds(

@@ -25,22 +25,28 @@ from deploy.health import make_server
 PORTS = iter(range(55660, 55700))
 
 
-def get(url: str) -> tuple[int, str]:
-    """(HTTP status, body) of a GET."""
+TOKEN = "a-long-random-status-token"
+
+
+def get(url: str, token: str | None = None) -> tuple[int, str]:
+    """(HTTP status, body) of a GET, with `Authorization: Bearer <token>` when given."""
+    request = urllib.request.Request(url)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
 
 
 @contextmanager
-def health_server(project: Path, target: str) -> Iterator[str]:
+def health_server(project: Path, target: str, token: str | None = TOKEN) -> Iterator[str]:
     """Serve /healthz and /status in a thread (cache 0.1 s); yield the base URL."""
     for port in PORTS:
         try:
             server = make_server(load_config(project), port, target=target, host="127.0.0.1",
-                                 ttl=0.1, quiet=True)
+                                 ttl=0.1, quiet=True, token=token or "")
             break
         except OSError:
             continue
@@ -108,7 +114,7 @@ def test_healthz_is_200_only_at_head_and_status_matches_the_cli(
         time.sleep(0.2)  # past the cache
         code, body = get(base + "/healthz")
         assert (code, body) == (200, "ok: schema at head\n")
-        code, body = get(base + "/status")
+        code, body = get(base + "/status", TOKEN)
         served = json.loads(body)
         cli = json.loads(run_invoke(project, "status", "--format", "json", "--target", url).stdout)
         assert served == cli
@@ -120,6 +126,28 @@ def test_healthz_is_200_only_at_head_and_status_matches_the_cli(
         assert get(base + "/nothing-here")[0] == 404
 
 
+def test_status_without_the_token_is_minimal(pg: Databases, project: Path) -> None:
+    url = pg.new("status_token")
+    apply_plans(load_config(project), target=url)  # a history row with user and host
+    with health_server(project, url) as base:
+        code, body = get(base + "/status")
+        served = json.loads(body)
+        assert code == 200
+        assert set(served) == {"version", "command", "state", "exit_code", "head", "full_document"}
+        assert served["state"] == "head" and served["head"] == head(project)
+        for leak in ("history", "db_user", "client_host", "postgres@", "matches", FIRST):
+            assert leak not in body
+        code, body = get(base + "/status", "not-the-token")
+        assert code == 401 and "history" not in body
+        code, body = get(base + "/status", TOKEN)
+        assert code == 200 and json.loads(body)["history"][0]["plan"] == FIRST
+        assert get(base + "/healthz") == (200, "ok: schema at head\n")
+    with health_server(project, url, token=None) as base:  # no token configured: never full
+        code, body = get(base + "/status")
+        assert code == 200 and "history" not in json.loads(body)
+        assert get(base + "/status", "anything")[0] == 401
+
+
 def test_healthz_is_503_when_the_database_is_unreachable_and_hides_the_password(
     project: Path,
 ) -> None:
@@ -127,18 +155,24 @@ def test_healthz_is_503_when_the_database_is_unreachable_and_hides_the_password(
     with health_server(project, f"postgresql://app:{secret}@127.0.0.1:55659/app") as base:
         started = time.monotonic()
         code, body = get(base + "/healthz")
-        assert code == 503 and "Cannot connect" in body
+        assert code == 503 and "cannot be read" in body and "127.0.0.1" not in body
         assert time.monotonic() - started < 8  # short connection wait
-        code, body = get(base + "/status")
+        code, body = get(base + "/healthz", TOKEN)
+        assert code == 503 and "Cannot connect" in body and secret not in body
+        code, body = get(base + "/status", TOKEN)
         assert code == 503 and json.loads(body)["status"] == "error"
         assert secret not in body
+        code, body = get(base + "/status")
+        assert code == 503 and json.loads(body)["state"] == "error"
+        assert "error" not in json.loads(body) and "127.0.0.1" not in body
 
 
 def test_invoke_serve_answers_on_port_from_the_environment(pg: Databases, project: Path) -> None:
     url = pg.new("serve")
     apply_plans(load_config(project), target=url)
     port = next(PORTS)
-    env = {**os.environ, "PORT": str(port), "DATABASE_URL": url, "NO_COLOR": "1"}
+    env = {**os.environ, "PORT": str(port), "DATABASE_URL": url, "NO_COLOR": "1",
+           "DEPLOY_STATUS_TOKEN": TOKEN}
     proc = subprocess.Popen(
         [sys.executable, "-m", "invoke", "--search-root", str(REPO), "serve"],
         cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -154,6 +188,8 @@ def test_invoke_serve_answers_on_port_from_the_environment(pg: Databases, projec
                 assert time.monotonic() < deadline, "invoke serve did not start listening"
                 time.sleep(0.1)
         assert code == 200
+        assert "history" in json.loads(get(f"http://127.0.0.1:{port}/status", TOKEN)[1])
+        assert "history" not in json.loads(get(f"http://127.0.0.1:{port}/status")[1])
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
