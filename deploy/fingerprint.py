@@ -8,8 +8,10 @@ get the same fingerprint whatever server they live on.
 
 It deliberately covers more than migra manages (comments, sequence and identity options,
 FORCE ROW LEVEL SECURITY, domains, composite-type attribute order, partition index
-attachment, constraint validity): a plan that misses one of those never lands on its
-`to`, so the gap is caught instead of silently passed.
+attachment, constraint validity, and every kind in `_OPTIONAL_KINDS`: statistics, event
+triggers, publications, operators, text search, casts, foreign data, per-column and TOAST
+settings, …): a plan that misses one of those never lands on its `to`, so the gap is
+caught instead of silently passed. The README lists what is left out, and why.
 """
 
 from __future__ import annotations
