@@ -52,6 +52,19 @@ KINDS = [
     ("range type options", "create type fr as range (subtype = float8);",
      "create type fr as range (subtype = float8, subtype_diff = float8mi);",
      "range-option public.fr", True),
+    ("text search parser", "", "create text search parser prs (start = prsd_start, "
+     "gettoken = prsd_nexttoken, end = prsd_end, lextypes = prsd_lextype);",
+     "text-search-parser public.prs", False),
+    ("text search template", "", "create text search template tpl (init = dsimple_init, "
+     "lexize = dsimple_lexize);", "text-search-template public.tpl", False),
+    ("base type", "", "create type mytext; create function mytext_in(cstring) returns mytext "
+     "language internal immutable strict as 'textin'; create function mytext_out(mytext) "
+     "returns cstring language internal immutable strict as 'textout';"
+     "create type mytext (input = mytext_in, output = mytext_out, like = text);",
+     "base-type public.mytext", False),
+    ("event trigger enabled state", EVT + "create event trigger et on ddl_command_start "
+     "execute function evt();", EVT + "create event trigger et on ddl_command_start "
+     "execute function evt(); alter event trigger et enable always;", "event-trigger et", True),
     ("merged inherited column", "create table p (a int); create table c () inherits (p);",
      "create table p (a int); create table c (a int) inherits (p);",
      "column-option public.c.a", False),
