@@ -231,13 +231,16 @@ _QUERIES: dict[str, str] = {
     """,
     "collation": f"""
         SELECT format('%%I.%%I', n.nspname, co.collname),
-               concat_ws(' ', 'provider=' || co.collprovider::text, 'collate=' || co.collcollate,
-                         'ctype=' || co.collctype, CASE WHEN NOT co.collisdeterministic
-                         THEN 'nondeterministic' END,
-                         -- ICU (and, from 17, builtin) locales live in a column whose name
-                         -- changed between majors; absent for libc collations.
+               -- ICU (and, from 17, builtin) locales live in a column whose name changed
+               -- between majors (14 kept an ICU locale in collcollate/collctype): one form.
+               concat_ws(' ', 'provider=' || co.collprovider::text,
+                         'collate=' || CASE WHEN co.collprovider <> 'i' THEN co.collcollate END,
+                         'ctype=' || CASE WHEN co.collprovider <> 'i' THEN co.collctype END,
+                         CASE WHEN NOT co.collisdeterministic THEN 'nondeterministic' END,
                          'locale=' || COALESCE(to_jsonb(co) ->> 'colllocale',
-                                               to_jsonb(co) ->> 'colliculocale'),
+                                               to_jsonb(co) ->> 'colliculocale',
+                                               CASE WHEN co.collprovider = 'i'
+                                                 THEN co.collcollate END),
                          'icu-rules=' || (to_jsonb(co) ->> 'collicurules')),
                obj_description(co.oid, 'pg_collation')
         FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace

@@ -15,9 +15,11 @@ from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import literal, node, rows, skip_schemas
 
 _QUERY = """
-SELECT format('%%I.%%I', n.nspname, co.collname), co.collprovider::text, co.collcollate,
-       co.collctype,
-       COALESCE(to_jsonb(co) ->> 'colllocale', to_jsonb(co) ->> 'colliculocale'),
+SELECT format('%%I.%%I', n.nspname, co.collname), co.collprovider::text,
+       CASE WHEN co.collprovider <> 'i' THEN co.collcollate END,
+       CASE WHEN co.collprovider <> 'i' THEN co.collctype END,
+       COALESCE(to_jsonb(co) ->> 'colllocale', to_jsonb(co) ->> 'colliculocale',
+                CASE WHEN co.collprovider = 'i' THEN co.collcollate END),
        to_jsonb(co) ->> 'collicurules', co.collisdeterministic,
        EXISTS (SELECT 1 FROM pg_depend d WHERE d.refclassid = 'pg_collation'::regclass
                AND d.refobjid = co.oid AND d.deptype = 'n')
