@@ -10,9 +10,11 @@ naming them).
 from __future__ import annotations
 
 from pglast import ast, enums
+from sqlalchemy import Connection
 
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import literal, node, rows, skip_schemas
+from deploy.fingerprint import Exclusions
 
 _QUERY = """
 SELECT format('%%I.%%I(%%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
@@ -30,7 +32,7 @@ WHERE n.nspname <> ALL(%(skip)s)
 """
 
 
-def _aggregates(conn, exclusions) -> dict[str, tuple]:  # noqa: ANN001
+def _aggregates(conn: Connection, exclusions: Exclusions) -> dict[str, tuple]:
     return {row[0]: tuple(row[1:]) for row in rows(conn, _QUERY,
                                                    {"skip": skip_schemas(exclusions)})}
 

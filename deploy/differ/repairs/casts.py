@@ -7,6 +7,8 @@ exist by then).
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import comment_sql, rows
 
@@ -22,7 +24,7 @@ WHERE c.oid >= 16384
 _CONTEXT = {"e": "", "a": " AS ASSIGNMENT", "i": " AS IMPLICIT"}
 
 
-def _casts(conn) -> dict[str, tuple]:  # noqa: ANN001
+def _casts(conn: Connection) -> dict[str, tuple]:
     return {row[0]: tuple(row[1:]) for row in rows(conn, _QUERY)}
 
 

@@ -10,9 +10,11 @@ naming it; removed ones are dropped last.
 from __future__ import annotations
 
 from pglast import ast, enums
+from sqlalchemy import Connection
 
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import literal, node, rows, skip_schemas
+from deploy.fingerprint import Exclusions
 
 _QUERY = """
 SELECT format('%%I.%%I', n.nspname, co.collname), co.collprovider::text,
@@ -31,7 +33,7 @@ WHERE n.nspname <> ALL(%(skip)s)
 _PROVIDERS = {"c": "libc", "i": "icu", "b": "builtin", "d": "default"}
 
 
-def _collations(conn, exclusions) -> dict[str, tuple]:  # noqa: ANN001
+def _collations(conn: Connection, exclusions: Exclusions) -> dict[str, tuple]:
     return {row[0]: tuple(row[1:]) for row in rows(conn, _QUERY,
                                                    {"skip": skip_schemas(exclusions)})}
 

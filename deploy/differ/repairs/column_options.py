@@ -8,6 +8,8 @@ Index columns (`ALTER INDEX … ALTER COLUMN <number> SET STATISTICS`) are cover
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import (
     created_relations,
@@ -18,6 +20,7 @@ from deploy.differ.repairs._common import (
     rows,
     skip_schemas,
 )
+from deploy.fingerprint import Exclusions
 
 _QUERY = """
 SELECT format('%%I.%%I', n.nspname, c.relname), c.relkind::text,
@@ -34,7 +37,7 @@ _VERBS = {"m": "MATERIALIZED VIEW", "f": "FOREIGN TABLE", "i": "INDEX", "I": "IN
 _COMPRESSION = {"p": "pglz", "l": "lz4", "": "default"}
 
 
-def _columns(conn, exclusions) -> dict[tuple[str, str], tuple[str, tuple]]:  # noqa: ANN001
+def _columns(conn: Connection, exclusions: Exclusions) -> dict[tuple[str, str], tuple[str, tuple]]:
     return {
         (table, column): (kind, (stat, option_map(options), compression))
         for table, kind, column, stat, options, compression in rows(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 
 from pglast import ast, enums
+from sqlalchemy import Connection
 
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import (
@@ -24,6 +25,7 @@ from deploy.differ.repairs._common import (
     rows,
     skip_schemas,
 )
+from deploy.fingerprint import Exclusions
 
 _QUERY = """
 SELECT format('%%I.%%I', n.nspname, t.typname),
@@ -44,7 +46,7 @@ WHERE t.typtype = 'c' AND c.relkind = 'c' AND n.nspname <> ALL(%(skip)s)
 """
 
 
-def _types(conn, exclusions) -> dict[str, tuple[list[tuple], bool]]:  # noqa: ANN001
+def _types(conn: Connection, exclusions: Exclusions) -> dict[str, tuple[list[tuple], bool]]:
     return {
         name: ([tuple(a) for a in json.loads(attributes or "[]")], used)
         for name, attributes, used in rows(conn, _QUERY, {"skip": skip_schemas(exclusions)})

@@ -6,8 +6,11 @@ is created after them (its function exists by then).
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import comment_sql, literal, rows, skip_schemas
+from deploy.fingerprint import Exclusions
 
 _QUERY = """
 SELECT format('%%I.%%I', n.nspname, c.conname), pg_encoding_to_char(c.conforencoding),
@@ -20,7 +23,7 @@ WHERE n.nspname <> ALL(%(skip)s) AND c.oid >= 16384
 """
 
 
-def _conversions(conn, exclusions) -> dict[str, tuple]:  # noqa: ANN001
+def _conversions(conn: Connection, exclusions: Exclusions) -> dict[str, tuple]:
     return {row[0]: tuple(row[1:]) for row in rows(conn, _QUERY,
                                                    {"skip": skip_schemas(exclusions)})}
 

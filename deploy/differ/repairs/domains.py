@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import Connection
+
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import (
     dropped_types,
@@ -20,6 +22,7 @@ from deploy.differ.repairs._common import (
     rows,
     skip_schemas,
 )
+from deploy.fingerprint import Exclusions
 
 _QUERY = """
 SELECT format('%%I.%%I', n.nspname, t.typname), format_type(t.typbasetype, t.typtypmod),
@@ -38,7 +41,7 @@ WHERE t.typtype = 'd' AND n.nspname <> ALL(%(skip)s)
 """
 
 
-def _domains(conn, exclusions) -> dict[str, tuple]:  # noqa: ANN001
+def _domains(conn: Connection, exclusions: Exclusions) -> dict[str, tuple]:
     return {
         name: (base, not_null, default, collation,
                {c[0]: (c[1], c[2]) for c in json.loads(constraints)})

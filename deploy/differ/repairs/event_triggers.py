@@ -7,6 +7,8 @@ dropped). A change of only the enabled state becomes `ALTER EVENT TRIGGER … EN
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import comment_sql, ident, literal, rows
 
@@ -20,7 +22,7 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_event_trigger'
 _ENABLED = {"O": "ENABLE", "R": "ENABLE REPLICA", "A": "ENABLE ALWAYS", "D": "DISABLE"}
 
 
-def _triggers(conn) -> dict[str, tuple]:  # noqa: ANN001
+def _triggers(conn: Connection) -> dict[str, tuple]:
     return {row[0]: tuple(row[1:]) for row in rows(conn, _QUERY)}
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 
 from pglast import ast, enums
+from sqlalchemy import Connection
 
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import ident, literal, node, option_map, rows, skip_schemas
+from deploy.fingerprint import Exclusions
 
 _WRAPPERS = """
 SELECT format('%%I', w.fdwname), NULLIF(w.fdwhandler::regproc::text, '-'),
@@ -46,7 +48,7 @@ WHERE n.nspname <> ALL(%(skip)s) AND NOT c.relispartition
 """
 
 
-def _read(conn, query: str, exclusions) -> dict[str, tuple]:  # noqa: ANN001
+def _read(conn: Connection, query: str, exclusions: Exclusions) -> dict[str, tuple]:
     return {row[0]: tuple(row[1:]) for row in rows(conn, query,
                                                    {"skip": skip_schemas(exclusions)})}
 

@@ -7,8 +7,11 @@ Operator classes and families are not generated (the proof refuses, naming them)
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import comment_sql, rows, skip_schemas
+from deploy.fingerprint import Exclusions
 
 _QUERY = """
 SELECT format('%%I.%%s', n.nspname, o.oprname),
@@ -30,7 +33,7 @@ WHERE n.nspname <> ALL(%(skip)s) AND o.oprcode <> 0
 """
 
 
-def _operators(conn, exclusions) -> dict[tuple[str, str, str], tuple]:  # noqa: ANN001
+def _operators(conn: Connection, exclusions: Exclusions) -> dict[tuple[str, str, str], tuple]:
     return {(row[0], row[1], row[2]): tuple(row[3:]) for row in rows(
         conn, _QUERY, {"skip": skip_schemas(exclusions)})}
 

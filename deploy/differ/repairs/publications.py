@@ -8,6 +8,8 @@ only switching FOR ALL TABLES on or off re-creates it (drop first, create last).
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import comment_sql, ident, node, rows, server_version
 
@@ -39,7 +41,7 @@ _SCHEMAS_15 = (
 )
 
 
-def _publications(conn) -> dict[str, tuple]:  # noqa: ANN001
+def _publications(conn: Connection) -> dict[str, tuple]:
     modern = server_version(conn) >= 150000
     query = _QUERY.format(detail=_DETAIL_15 if modern else "",
                           schemas=_SCHEMAS_15 if modern else "NULL")

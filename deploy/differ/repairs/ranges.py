@@ -9,8 +9,11 @@ are dropped after migra's statements.
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import leading_position, rows, skip_schemas
+from deploy.fingerprint import Exclusions
 
 _QUERY = """
 SELECT format('%%I.%%I', n.nspname, t.typname), format_type(r.rngsubtype, NULL),
@@ -39,7 +42,7 @@ WHERE n.nspname <> ALL(%(skip)s)
 """
 
 
-def _ranges(conn, exclusions) -> dict[str, tuple]:  # noqa: ANN001
+def _ranges(conn: Connection, exclusions: Exclusions) -> dict[str, tuple]:
     return {row[0]: tuple(row[1:]) for row in rows(conn, _QUERY,
                                                    {"skip": skip_schemas(exclusions)})}
 

@@ -6,8 +6,11 @@ index it may name was created by the earlier statements.
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import excluded, rows, skip_schemas
+from deploy.fingerprint import Exclusions
 
 _QUERY = """
 SELECT format('%%I.%%I', n.nspname, c.relname), c.relreplident::text,
@@ -20,7 +23,7 @@ WHERE c.relkind IN ('r', 'p') AND n.nspname <> ALL(%(skip)s)
 _FORMS = {"d": "DEFAULT", "f": "FULL", "n": "NOTHING"}
 
 
-def _identities(conn, exclusions) -> dict[str, tuple[str, str | None]]:  # noqa: ANN001
+def _identities(conn: Connection, exclusions: Exclusions) -> dict[str, tuple[str, str | None]]:
     return {
         name: (kind, index)
         for name, kind, index in rows(conn, _QUERY, {"skip": skip_schemas(exclusions)})

@@ -7,6 +7,8 @@ created after them with `CREATE OR REPLACE RULE` from `pg_get_ruledef`.
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import (
     comment_sql,
@@ -16,6 +18,7 @@ from deploy.differ.repairs._common import (
     rows,
     skip_schemas,
 )
+from deploy.fingerprint import Exclusions
 
 _QUERY = """
 SELECT format('%%I.%%I', n.nspname, c.relname), r.rulename, pg_get_ruledef(r.oid),
@@ -26,7 +29,9 @@ WHERE r.rulename <> '_RETURN' AND n.nspname <> ALL(%(skip)s)
 """
 
 
-def _rules(conn, exclusions) -> dict[tuple[str, str], tuple[str, str | None]]:  # noqa: ANN001
+def _rules(
+    conn: Connection, exclusions: Exclusions
+) -> dict[tuple[str, str], tuple[str, str | None]]:
     return {
         (table, name): (definition, comment)
         for table, name, definition, comment in rows(

@@ -8,8 +8,11 @@ before them (while its table still exists). A changed statistics target alone be
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import comment_sql, rows, skip_schemas
+from deploy.fingerprint import Exclusions
 
 _QUERY = """
 SELECT format('%%I.%%I', n.nspname, s.stxname), pg_get_statisticsobjdef(s.oid),
@@ -20,7 +23,7 @@ WHERE n.nspname <> ALL(%(skip)s)
 """
 
 
-def _objects(conn, exclusions) -> dict[str, tuple[str, int, str | None]]:  # noqa: ANN001
+def _objects(conn: Connection, exclusions: Exclusions) -> dict[str, tuple[str, int, str | None]]:
     return {
         name: (definition, target, comment)
         for name, definition, target, comment in rows(

@@ -9,6 +9,8 @@ starts from no options. Appends `ALTER TABLE|VIEW|MATERIALIZED VIEW â€¦ RESET (â
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import (
     created_relations,
@@ -18,6 +20,7 @@ from deploy.differ.repairs._common import (
     rows,
     skip_schemas,
 )
+from deploy.fingerprint import Exclusions
 
 _QUERY = """
 SELECT format('%%I.%%I', n.nspname, c.relname), c.relkind::text, c.reloptions,
@@ -30,7 +33,7 @@ WHERE c.relkind IN ('r', 'v', 'm') AND n.nspname <> ALL(%(skip)s)
 _VERB = {"r": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW"}
 
 
-def _options(conn, exclusions) -> dict[str, tuple[str, dict[str, str]]]:  # noqa: ANN001
+def _options(conn: Connection, exclusions: Exclusions) -> dict[str, tuple[str, dict[str, str]]]:
     result = {}
     for name, kind, options, toast in rows(conn, _QUERY, {"skip": skip_schemas(exclusions)}):
         merged = option_map(options)

@@ -10,8 +10,11 @@ generated: the proof refuses, naming them.
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs._common import leading_position, node, rows, skip_schemas
+from deploy.fingerprint import Exclusions
 
 _DICTIONARIES = """
 SELECT format('%%I.%%I', n.nspname, d.dictname),
@@ -42,7 +45,7 @@ WHERE n.nspname <> ALL(%(skip)s)
 """
 
 
-def _read(conn, query: str, exclusions) -> dict[str, tuple]:  # noqa: ANN001
+def _read(conn: Connection, query: str, exclusions: Exclusions) -> dict[str, tuple]:
     return {row[0]: tuple(row[1:]) for row in rows(conn, query,
                                                    {"skip": skip_schemas(exclusions)})}
 
