@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import psycopg2
 
-from deploy import history, position, snapshot, urls
+from deploy import alembic, history, position, session, snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.errors import ERROR, UNAPPROVED_HAZARD, DeployError
@@ -33,7 +33,7 @@ from deploy.fingerprint import (
     fingerprint,
     format_differences,
 )
-from deploy.hazards import classify, unapproved
+from deploy.hazards import review
 from deploy.plans import Plan, PlanGraph, load_chain, short
 from deploy.runner import READ_ONLY, Step, plan_steps, run_steps
 from deploy.statements import (
@@ -77,13 +77,13 @@ def check_approvals(plans: list[Plan]) -> None:
     missing = []
     for plan in plans:
         try:
-            hazards = classify(plan.body)
+            verdict = review(plan.body, plan.approvals)  # the same decision `check` makes
         except StatementError as exc:
             raise DeployError(
                 f"{plan.filename}: {exc}. Fix the SQL (PostgreSQL could not parse it) and run "
                 "again."
             ) from None
-        for hazard in unapproved(hazards, list(plan.approvals)):
+        for hazard in verdict.missing:
             missing.append(f"{plan.filename}:{hazard.line}: {hazard.text}")
     if missing:
         raise DeployError(
@@ -115,7 +115,7 @@ def apply_plans(
     """
     # Plans first: a damaged file must fail before anything touches the database.
     graph = load_chain(config.plans_dir, required=True)
-    url = target_db.resolve_target(target)
+    url = target_db.resolve_apply_target(target, progress)
     where = urls.describe(url)
     run = _Run(
         config=config,
@@ -133,10 +133,19 @@ def apply_plans(
         _set(conn, "statement_timeout", statement_timeout or config.statement_timeout)
         # A client killed mid-statement must not keep its locks for the rest of that statement.
         _set(conn, "client_connection_check_interval", "1s", optional=True)
+        if target_db.transaction_pooled(conn, url):
+            if not dry_run:
+                raise target_db.pooled_error(url)
+            progress(f"warning: {target_db.pooled_error(url).message}")
+        # What every step of every plan starts from, whatever an earlier plan did.
+        run.pinned = session.capture(conn)
         if not dry_run:
             _refuse_read_only(conn, where)
             _take_lock(conn, lock_wait, progress)
-        return run.apply(conn, dry_run)
+        result = run.apply(conn, dry_run)
+        if config.alembic_stamp and not dry_run:
+            alembic.stamp(conn, config.alembic_stamp, progress)
+        return result
     except psycopg2.Error as exc:
         message = urls.mask(str(exc).strip()) or type(exc).__name__
         if run.current_row is not None:
@@ -191,6 +200,7 @@ class _Run:
     retries: int
     progress: Progress
     current_row: int | None = None  # history row of the plan being applied
+    pinned: dict[str, str] = field(default_factory=dict)
 
     @property
     def schema(self) -> str:
@@ -210,7 +220,8 @@ class _Run:
             self.progress("no plans yet: nothing to apply")
             return result
         if where_now.state == position.DRIFTED:
-            raise position.drift_error(self.config, graph, where_now, self.where)
+            raise position.drift_error(self.config, graph, where_now, self.where,
+                                      target_db.server_major(conn))
         path, resume = where_now.path, where_now.resume
         if resume is not None:
             self.progress(
@@ -339,7 +350,7 @@ class _Run:
             try:
                 # steps[: index + 1] with start=index runs exactly this step.
                 run_steps(conn, steps[: index + 1], filename=plan.filename, start=index,
-                          before_commit=before_commit)
+                          before_commit=before_commit, pinned=self.pinned or None)
                 return
             except psycopg2.errors.LockNotAvailable:
                 blockers = blocking_sessions(conn, plan)
@@ -390,10 +401,23 @@ class _Run:
         else:
             undone = ("and apply stops here: its steps ran outside a transaction and stay "
                       "(see `invoke status`)")
+        major = target_db.server_major(view)
+        if plan.postgres and plan.postgres != major:
+            # Not a hand edit: the same SQL gave another result on another server version.
+            cause = (
+                f"The plan was verified on PostgreSQL {plan.postgres} and {self.where} runs "
+                f"PostgreSQL {major}; the objects below came out differently on {major}. Run "
+                f"`invoke check` with [tool.deploy] postgres = {major} to see it on a scratch "
+                f"server of that version, and regenerate the plan there if {major} needs other "
+                "SQL (or report the difference if it is only how the server prints the same "
+                "object)."
+            )
+        else:
+            cause = ("The file was probably edited after it was generated: run `invoke check` "
+                     "to see, and restore or regenerate it.")
         raise DeployError(
             f"{plan.filename} ran, but the schema it produced ({short(after_fp)}) is not the "
-            f"plan's 'to' ({short(plan.to_fingerprint)}), {undone}. The file was probably edited "
-            "after it was generated: run `invoke check` to see, and restore or regenerate it.",
+            f"plan's 'to' ({short(plan.to_fingerprint)}), {undone}. {cause}",
             exit_code=ERROR,
             details=title + "\n" + format_differences(differences, 40),
         )

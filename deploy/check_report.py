@@ -36,7 +36,8 @@ version; renaming or removing one bumps "version".
       "drift": null | {                   # present when the models differ from the head
         "sql": str | null,                # head -> models (null: the head did not replay)
         "hazards": [{"kind": str, "text": str, "line": int}],
-        "unexpressed": [str]},            # differences the differ has no SQL for
+        "unexpressed": [str],             # differences the differ has no SQL for
+        "proven": bool},                  # sql applied to a copy of the head lands on the models
       "target": null | {                  # only with --target
         "url": str,                       # host:port/dbname, never a password
         "state": "head" | "pending" | "drift" | "no-plans" | "unreachable",
@@ -120,6 +121,7 @@ def check_document(result: CheckResult) -> dict[str, Any]:
             "hazards": [{"kind": h.kind, "text": h.text, "line": h.line}
                         for h in result.drift_hazards],
             "unexpressed": result.drift_unexpressed,
+            "proven": result.drift_proven,
         }
     target = None
     if result.target is not None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from deploy import cache, errors, position, railway, snapshot, urls
 from deploy import desired as desired_state
-from deploy import errors, position, snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.differ import diff
@@ -27,8 +27,8 @@ from deploy.fingerprint import (
     fingerprint,
     format_differences,
 )
-from deploy.hazards import Hazard, classify, unapproved
-from deploy.planner import connected, describe_url, replay
+from deploy.hazards import Hazard, classify, review
+from deploy.planner import connected, describe_url, prove, replay
 from deploy.plans import Plan, PlanGraph, build_graph, parse_plan, short
 from deploy.scratch import ScratchServer, open_scratch
 from deploy.statements import StatementError
@@ -55,7 +55,7 @@ class Finding:
 
     severity: int
     kind: str  # damaged | replay | fork | roots | orphan | models | drift | snapshot | target
-    #            | target-drift | hazard
+    #            | target-drift | hazard | railway
     title: str  # a few words, for annotation titles and table rows
     message: str  # one paragraph that says what is wrong and what to do
     file: str | None = None  # relative to the project root, with '/' separators
@@ -112,6 +112,8 @@ class CheckResult:
     drift_sql: str | None = None  # head -> models, when they differ and SQL could be made
     drift_hazards: list[Hazard] = field(default_factory=list)
     drift_unexpressed: list[str] = field(default_factory=list)
+    # True: drift_sql was applied to a copy of the head and landed on the models.
+    drift_proven: bool = False
     target: TargetCheck | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -140,10 +142,12 @@ def run_check(
     scratch: str | None = None,
     target: str | None = None,
     progress: Progress = lambda _msg: None,
+    use_cache: bool = True,
 ) -> CheckResult:
     """Check plans, models, snapshot, hazards (and `target`, read-only); report all findings.
 
-    Raises DeployError only when the check cannot run at all (no scratch server).
+    Raises DeployError only when the check cannot run at all (no scratch server). With the
+    models and plan files unchanged since a verified run (deploy.cache), no server is needed.
     """
     started = time.monotonic()
     result = CheckResult()
@@ -162,8 +166,11 @@ def run_check(
     position = {checks[p.path].file: i for i, p in enumerate(graph.chain)}
     result.plans.sort(key=lambda c: (position.get(c.file, len(position)), c.file))
     _graph_findings(config, graph, checks, result, unreadable)
+    for problem in railway.check_project(config.root):  # one pre-deploy command, or none
+        result.add(Finding(errors.ERROR, "railway", "Railway pre-deploy command", problem,
+                           file=railway.CONFIG_FILE))
     progress("classifying the hazards of every plan")
-    unparseable = _hazard_findings(config, plans, checks, result)
+    unparseable = _hazard_findings(config, plans, checks, result, use_cache)
 
     desired = None
     try:
@@ -171,15 +178,34 @@ def run_check(
     except DeployError as exc:
         result.add(Finding(errors.ERROR, "models", "Models do not load", exc.message))
 
-    with open_scratch(
-        scratch or config.scratch, config.postgres, image=config.docker_image,
-        roles=config.roles, progress=progress,
-    ) as server:
-        head_state = _replay_all(server, graph, checks, unparseable, exclusions, result, progress,
-                                 unreadable)
-        if desired is not None and not unreadable:
-            _models_and_snapshot(config, server, graph, desired, head_state, exclusions, result,
-                                 progress)
+    memo = cache.open_memo(config, desired, graph.chain, progress, use_cache=use_cache)
+    known = None
+    if (memo is not None and graph.head is not None and not unparseable and not unreadable
+            and not graph.problems()):
+        known = memo.unchanged()
+    if known is not None:
+        head_state = _from_cache(config, graph, checks, known, result)
+    else:
+        with open_scratch(
+            scratch or config.scratch, config.postgres, image=config.docker_image,
+            roles=config.roles, progress=progress,
+        ) as server:
+            head_state = _replay_all(server, graph, checks, unparseable, exclusions, result,
+                                     progress, unreadable)
+            if memo is not None and head_state is not None and not unreadable:
+                memo.save_head(head_state[1])
+            # New plans, same models: a cached state of the models that is the head is all
+            # the models check needs (it is what a build would find).
+            cached = (memo.models_at(graph.head)
+                      if memo is not None and head_state and not unreadable else None)
+            if cached is not None:
+                result.models = cached.fingerprint
+                _snapshot_findings(config, cached.ddl, cached.description, result)
+            elif desired is not None and not unreadable:
+                models = _models_and_snapshot(config, server, graph, desired, head_state,
+                                              exclusions, result, progress)
+                if memo is not None and models is not None:
+                    memo.save_desired(*models)
     if unreadable:
         names = ", ".join(unreadable)
         result.notes.append(
@@ -269,7 +295,8 @@ def _graph_findings(
 
 
 def _hazard_findings(
-    config: Config, plans: list[Plan], checks: dict[Path, PlanCheck], result: CheckResult
+    config: Config, plans: list[Plan], checks: dict[Path, PlanCheck], result: CheckResult,
+    use_cache: bool = True,
 ) -> set[Path]:
     """Classify each plan's body (never trusting its header); return plans that do not parse."""
     unparseable = set()
@@ -277,7 +304,8 @@ def _hazard_findings(
         name = relative(config, plan.path)
         try:
             # Plan.body keeps the header's lines blank, so hazard lines are lines of the file.
-            hazards = classify(plan.body)
+            hazards = cache.classify(plan.body, use_cache=use_cache)
+            verdict = review(plan.body, plan.approvals, hazards=hazards)  # as `apply` decides
         except StatementError as exc:
             unparseable.add(plan.path)
             message = (f"{name}:{exc.line}: PostgreSQL cannot parse the plan ({exc.reason}). Fix "
@@ -287,28 +315,24 @@ def _hazard_findings(
             result.add(Finding(errors.ERROR, "damaged", "Plan SQL does not parse", message,
                                file=name, line=exc.line))
             continue
-        approvals = {a.text.strip(): a for a in plan.approvals}
-        missing = set(unapproved(hazards, plan.approvals))
-        for hazard in hazards:
-            approval = approvals.get(hazard.text.strip())
+        for hazard, approval in verdict.hazards:
             checks[plan.path].hazards.append(HazardCheck(
-                hazard.kind, hazard.text, hazard.line, hazard not in missing,
+                hazard.kind, hazard.text, hazard.line, approval is not None,
                 approval.reason if approval else None,
             ))
-            if hazard in missing:
+            if approval is None:
                 result.add(Finding(
                     errors.UNAPPROVED_HAZARD, "hazard", f"Unapproved hazard: {hazard.kind}",
                     f"{hazard.text} is not approved. If it is intended, a reviewer adds this "
                     f"line to the plan's header:\n-- approve: {hazard.text} -- <reason>",
                     file=name, line=hazard.line,
                 ))
-        found = {h.text.strip() for h in hazards}
-        for approval in plan.approvals:
-            if approval.text.strip() not in found:
-                result.notes.append(
-                    f"{name}:{approval.line}: this approval matches no hazard in the plan's SQL "
-                    "(the statement may have been edited); remove it or fix its text."
-                )
+        found = {h.text.strip() for h, _ in verdict.hazards}
+        for approval in verdict.unused:
+            result.notes.append(
+                f"{name}:{approval.line}: this approval matches no hazard in the plan's SQL "
+                "(the statement may have been edited); remove it or fix its text."
+            )
         for text in plan.hazards:
             if text.strip() not in found:
                 result.notes.append(
@@ -403,6 +427,22 @@ def _replay_into(
     return replayed.url, replayed.description, replayed.failure is None
 
 
+def _from_cache(
+    config: Config,
+    graph: PlanGraph,
+    checks: dict[Path, PlanCheck],
+    known: cache.Known,
+    result: CheckResult,
+) -> tuple[None, Description]:
+    """What a replay and a build would find when models and head are cached and equal: every
+    plan of the chain landed (its bytes were proven), no drift; the snapshot is still read."""
+    for plan in graph.chain:
+        checks[plan.path].replay, checks[plan.path].replay_message = LANDED, ""
+    result.models = known.fingerprint
+    _snapshot_findings(config, known.ddl, known.description, result)
+    return None, known.description
+
+
 # --- models and snapshot ---------------------------------------------------------------------
 
 
@@ -415,8 +455,10 @@ def _models_and_snapshot(
     exclusions: Exclusions,
     result: CheckResult,
     progress: Progress,
-) -> None:
-    """Models vs the head of the plans (drift), and schema.sql/json vs the head."""
+) -> tuple[Description, str] | None:
+    """Models vs the head of the plans (drift), and schema.sql/json vs the head.
+
+    Returns the models' (description, full DDL) when it built them and they are the head."""
     progress("building the desired schema from the models")
     desired_url = server.create_database("desired")
     try:
@@ -424,7 +466,7 @@ def _models_and_snapshot(
     except DeployError as exc:
         result.add(Finding(errors.ERROR, "models", "Models do not build", exc.message,
                            details=exc.details))
-        return
+        return None
     desired_desc = describe_url(desired_url, exclusions)
     result.models = fingerprint(desired_desc)
     empty_url = server.create_database("empty")
@@ -437,15 +479,17 @@ def _models_and_snapshot(
             + (f"The models match the schema after {', '.join(matches)}." if matches
                else "The models match no plan's 'to'.")
         )
-        return
+        return None
 
     if result.models != head:
         progress("diffing the head of the plans against the models")
         base_url = empty_url if graph.head is None else (head_state[0] if head_state else None)
-        _drift(config, graph, base_url, desired_url, exclusions, result)
+        base_name = "empty" if graph.head is None else "base"
+        _drift(config, graph, base_url, desired_url, exclusions, result,
+               prove_on=(server, base_name, desired_desc))
 
     if graph.head is None:
-        return
+        return None
     # schema.sql shows the head; when the models equal the head they describe it too.
     if result.models == graph.head:
         reference_url, reference_desc = desired_url, desired_desc
@@ -453,11 +497,19 @@ def _models_and_snapshot(
         reference_url, reference_desc = head_state
     else:
         result.notes.append("schema/schema.sql was not checked: the head could not be replayed.")
-        return
+        return None
     progress("comparing the snapshot files with the head")
     with connected(empty_url) as empty_conn, connected(reference_url) as head_conn:
         ddl = diff(empty_conn, head_conn, exclusions).sql
-    for path in snapshot.stale_files(config, ddl, reference_desc):
+    _snapshot_findings(config, ddl, reference_desc, result)
+    return (desired_desc, ddl) if reference_url == desired_url else None
+
+
+def _snapshot_findings(
+    config: Config, ddl: str, head_desc: Description, result: CheckResult
+) -> None:
+    """A drift finding for each snapshot file that differs from what the head requires."""
+    for path in snapshot.stale_files(config, ddl, head_desc):
         name = relative(config, path)
         exists = "is missing" if not path.exists() else "differs from the head of the plans"
         result.add(Finding(
@@ -475,12 +527,17 @@ def _drift(
     desired_url: URL,
     exclusions: Exclusions,
     result: CheckResult,
+    prove_on: tuple[ScratchServer, str, Description] | None = None,
 ) -> None:
-    """The 'unreviewed drift' finding, with the SQL from the head to the models if possible."""
+    """The 'unreviewed drift' finding, with the SQL from the head to the models if possible.
+
+    The SQL goes through the same proof as a plan (applied to a copy of the head); when it
+    does not land, the finding says plainly that it is unproven and what it misses.
+    """
     details = ""
     if base_url is not None:
         with connected(base_url) as base_conn, connected(desired_url) as desired_conn:
-            change = diff(base_conn, desired_conn, exclusions)
+            change = diff(base_conn, desired_conn, exclusions, online=config.online)
         result.drift_sql = change.sql
         result.drift_unexpressed = [str(d) for d in change.unexpressed]
         if change.sql:
@@ -490,6 +547,20 @@ def _drift(
                 result.drift_hazards = []
         details = change.sql or ("Differences with no generated SQL:\n"
                                  + format_differences(change.unexpressed))
+        if change.sql and prove_on is not None:
+            server, base_name, desired_desc = prove_on
+            try:
+                residual = prove(server, change.sql, desired_desc, exclusions, "drift",
+                                 template=base_name)
+                problem = ("it does not reach the models exactly:\n"
+                           + format_differences(residual)) if residual else ""
+            except DeployError as exc:
+                problem = exc.message
+            result.drift_proven = not problem
+            if problem:
+                details = ("UNPROVEN SQL: applied to a copy of the head, " + problem
+                           + "\n`invoke plan` refuses to write it; finish it by hand and pass "
+                           "it with --sql-file.\n\n" + change.sql)
     where = (f"the head of the plans ({short(graph.head)})" if graph.head
              else "the empty schema (there are no plans yet)")
     result.add(Finding(

@@ -16,6 +16,8 @@ HISTORY_SCHEMA = "schema_deploy"
 _KNOWN_KEYS = {
     "metadata", "extensions", "sql", "plans", "snapshot", "postgres", "exclude",
     "scratch", "docker_image", "lock_timeout", "statement_timeout", "history_schema",
+    "alembic_stamp",
+    "online",
     "roles", "privileges",
 }
 
@@ -37,6 +39,8 @@ class Config:
     lock_timeout: str = "5s"
     statement_timeout: str = "15min"
     history_schema: str = HISTORY_SCHEMA
+    alembic_stamp: str | None = None  # revision apply keeps in alembic_version (opt-in)
+    online: bool = True  # generate online-safe forms for existing tables (issue 11)
     roles: tuple[str, ...] = ()  # created (NOLOGIN) in every scratch server
     privileges: bool = False  # fingerprint and diff GRANTs
 
@@ -44,8 +48,11 @@ class Config:
     def exclusions(self) -> Exclusions:
         """What fingerprints and diffs ignore: the history schema, the `exclude` tables, and
         privileges unless `privileges = true`."""
+        tables = self.exclude
+        if self.alembic_stamp and "alembic_version" not in tables:
+            tables = (*tables, "alembic_version")  # apply writes it: never schema drift
         return Exclusions(
-            schemas=(self.history_schema,), tables=self.exclude, privileges=self.privileges
+            schemas=(self.history_schema,), tables=tables, privileges=self.privileges
         )
 
 
@@ -108,9 +115,22 @@ def load_config(root: Path | str | None = None) -> Config:
             f"[tool.deploy] metadata = {metadata!r} in {path} must be 'module:attribute', "
             'for example metadata = "schema:metadata".'
         )
+    online = table.get("online", True)
+    if not isinstance(online, bool):
+        raise DeployError(
+            f"[tool.deploy] online = {online!r} in {path} must be true or false (false: plans "
+            "use the plain, blocking forms for existing tables)."
+        )
     for key in ("sql", "plans", "snapshot", "extensions", "docker_image"):
         if key in table and not isinstance(table[key], str):
             raise DeployError(f"[tool.deploy] {key} in {path} must be a string.")
+    stamp = table.get("alembic_stamp")
+    if stamp is not None and (not isinstance(stamp, str) or not 0 < len(stamp) <= 32):
+        raise DeployError(
+            f"[tool.deploy] alembic_stamp = {stamp!r} in {path} must be the Alembic revision "
+            "your app expects in alembic_version (a string of 1-32 characters), for example "
+            'alembic_stamp = "4f2e1c0d9a7b".'
+        )
     return Config(
         root=base,
         metadata=metadata,
@@ -125,6 +145,8 @@ def load_config(root: Path | str | None = None) -> Config:
         lock_timeout=str(table.get("lock_timeout", "5s")),
         statement_timeout=str(table.get("statement_timeout", "15min")),
         history_schema=str(table.get("history_schema", HISTORY_SCHEMA)),
+        alembic_stamp=stamp,
+        online=online,
         roles=tuple(roles),
         privileges=privileges,
     )

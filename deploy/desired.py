@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +33,9 @@ class DesiredSchema:
 
 
 def load_desired(config: Config) -> DesiredSchema:
-    """Import the metadata (and extension list) named in the config and list the SQL files."""
+    """Import the metadata (and extension list) named in the config and list the SQL files.
+
+    Each module is imported once: a big app's models can take seconds to import."""
     metadata = _import_object(config, config.metadata, "metadata")
     if not isinstance(metadata, MetaData):
         raise DeployError(
@@ -40,7 +45,9 @@ def load_desired(config: Config) -> DesiredSchema:
         )
     extensions: tuple[str, ...] = ()
     if config.extensions:
-        value = _import_object(config, config.extensions, "extensions")
+        # Usually in the models' package: forgetting it again would import the models twice.
+        same = _package(config.extensions) == _package(config.metadata)
+        value = _import_object(config, config.extensions, "extensions", fresh=not same)
         if not isinstance(value, list | tuple) or not all(isinstance(x, str) for x in value):
             raise DeployError(
                 f"[tool.deploy] extensions = {config.extensions!r} must name a list of extension "
@@ -55,16 +62,22 @@ def load_desired(config: Config) -> DesiredSchema:
     return DesiredSchema(metadata, extensions, sql_files)
 
 
-def _import_object(config: Config, spec: str, key: str) -> object:
+def _package(spec: str) -> str:
+    return spec.partition(":")[0].split(".")[0]
+
+
+def _import_object(config: Config, spec: str, key: str, *, fresh: bool = True) -> object:
     module_name, _, attribute = spec.partition(":")
     # The project root must win over whatever else is on sys.path (invoke adds the tasks.py
     # directory, an installed package may carry a module of the same name).
     root = str(config.root)
     if sys.path[:1] != [root]:
         sys.path.insert(0, root)
-    _forget_stale_modules(module_name.split(".")[0], config.root)
+    if fresh:
+        _forget_stale_modules(module_name.split(".")[0], config.root)
     try:
-        module = importlib.import_module(module_name)
+        with gc_paused():
+            module = importlib.import_module(module_name)
     except Exception as exc:
         where = _last_project_frame(exc, config.root)
         raise DeployError(
@@ -79,6 +92,21 @@ def _import_object(config: Config, spec: str, key: str) -> object:
             f"Module {module_name!r} has no attribute {attribute!r} (from [tool.deploy] {key} = "
             f"{spec!r}). Export it from the module or change the setting."
         ) from None
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside the block (restored after it).
+
+    Building a big app's models allocates millions of objects and nothing to collect; the
+    collector's passes over them cost ~30% of the import (0.3 s at 1000 tables)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _forget_stale_modules(package: str, root: Path) -> None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
+from deploy.viewdef import qualify_like_pg15
+
 Description = dict[str, str]
 
 # Schemas that belong to the server itself.
@@ -86,7 +88,9 @@ _QUERIES: dict[str, str] = {
                  'type=' || format_type(a.atttypid, a.atttypmod),
                  CASE WHEN a.attnotnull THEN 'not-null' END,
                  CASE WHEN a.attidentity <> '' THEN 'identity=' || a.attidentity::text END,
-                 CASE WHEN a.attgenerated <> '' THEN
+                 CASE WHEN a.attgenerated = 'v' THEN  -- PostgreSQL 18: computed on read
+                   'generated-virtual=' || pg_get_expr(ad.adbin, ad.adrelid)
+                   WHEN a.attgenerated <> '' THEN
                    'generated=' || pg_get_expr(ad.adbin, ad.adrelid)
                    WHEN ad.adbin IS NOT NULL THEN 'default=' || pg_get_expr(ad.adbin, ad.adrelid)
                  END,
@@ -123,6 +127,9 @@ _QUERIES: dict[str, str] = {
         LEFT JOIN pg_type ty ON ty.oid = con.contypid
         WHERE {_USER_NS} AND {_NOT_EXTENSION.format(oid="con.oid")}
           AND (con.conparentid = 0 OR con.contype <> 'f')
+          -- PostgreSQL 18 keeps NOT NULL as constraint rows too; attnotnull/typnotnull already
+          -- describe them (and 14-17 have no such rows). Only 18's non-default forms count.
+          AND (con.contype <> 'n' OR NOT con.convalidated OR con.connoinherit)
     """,
     "index": f"""
         SELECT format('%%I.%%I.%%I', n.nspname, tc.relname, ic.relname),
@@ -738,6 +745,8 @@ def describe(conn, exclusions: Exclusions = NOTHING_EXCLUDED) -> Description:  #
                 if kind in _ONLY_WHEN_SET and not attributes and comment is None:
                     continue
                 value = attributes or ""
+                if kind == "relation" and raw.server_version >= 160000:
+                    value = _viewdef_like_pg15(value)
                 if comment is not None:
                     value += f" comment={json.dumps(comment)}"
                 result[f"{kind} {key}"] = value.strip()
@@ -747,6 +756,12 @@ def describe(conn, exclusions: Exclusions = NOTHING_EXCLUDED) -> Description:  #
     if opened_here:
         raw.rollback()
     return result
+
+
+def _viewdef_like_pg15(attributes: str) -> str:
+    """16+ print single-relation view columns unqualified; describe them as 14/15 print them."""
+    head, marker, definition = attributes.partition("definition=")
+    return head + marker + qualify_like_pg15(definition) if marker else attributes
 
 
 def _excluded(kind: str, key: str, exclusions: Exclusions) -> bool:

@@ -277,4 +277,7 @@ def _port_from_env() -> int:
 
 
 def _describe_target(target: str | None) -> str:
-    return urls.describe(target or os.environ.get("DATABASE_URL"))
+    raw = target or os.environ.get("DATABASE_UNPOOLED_URL") or os.environ.get("DATABASE_URL")
+    if not raw:
+        return "(no DATABASE_URL set: /healthz will answer 503)"
+    return urls.describe(raw)

@@ -15,8 +15,8 @@ from sqlalchemy import Connection, create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
+from deploy import cache, snapshot, urls
 from deploy import desired as desired_state
-from deploy import snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.differ import Diff, diff
@@ -151,30 +151,34 @@ def make_plan(
     check: bool = False,
     target: str | None = None,
     sql_file: Path | None = None,
+    online: bool | None = None,
     progress: Progress = lambda _msg: None,
+    use_cache: bool = True,
 ) -> PlanResult:
     """Compute the next plan; write it (and the snapshot) unless `check` or `target` is given.
 
     With `target`, the live database at that URL is compared read-only with the models.
-    Never writes a plan that does not land exactly on the models' fingerprint.
+    Never writes a plan that does not land exactly on the models' fingerprint. `online`
+    (default: [tool.deploy] online) picks the non-blocking forms for existing tables. With
+    nothing changed since a verified run (deploy.cache), answers without a scratch server.
     """
     exclusions = config.exclusions
+    online = config.online if online is None else online
     graph = load_chain(config.plans_dir)
     desired = desired_state.load_desired(config)
     if target is not None:
-        return _preview_target(config, graph, desired, target, scratch, exclusions, progress)
+        return _preview_target(
+            config, graph, desired, target, scratch, exclusions, progress, online=online
+        )
+    memo = cache.open_memo(config, desired, graph.chain, progress, use_cache=use_cache)
+    known = memo.unchanged() if memo is not None and sql_file is None else None
+    if known is not None:
+        return _up_to_date(config, known.fingerprint, known.description, known.ddl, check)
 
     with open_scratch(
         scratch or config.scratch, config.postgres, image=config.docker_image,
         roles=config.roles, progress=progress,
     ) as server:
-        empty_url = server.create_database("empty")
-        progress("building the desired schema from the models")
-        desired_url = server.create_database("desired")
-        desired_state.build(desired, desired_url)
-        desired_desc = describe_url(desired_url, exclusions)
-        desired_fp = fingerprint(desired_desc)
-
         base = replay(server, "base", graph.chain, exclusions, progress)
         if base.failure:
             raise DeployError(
@@ -182,16 +186,27 @@ def make_plan(
                 f"of them: {base.failure} Run `invoke check` for the full report."
             )
         base_url, base_fp = base.url, fingerprint(base.description)
+        if memo is not None:
+            memo.save_head(base.description)  # every plan landed: replay() said so
+            # New plans (e.g. just written) but the same models: no need to build them.
+            models = memo.models_at(base_fp) if sql_file is None else None
+            if models is not None:
+                return _up_to_date(config, base_fp, models.description, models.ddl, check)
+
+        empty_url = server.create_database("empty")
+        progress("building the desired schema from the models")
+        desired_url = server.create_database("desired")
+        desired_state.build(desired, desired_url)
+        desired_desc = describe_url(desired_url, exclusions)
+        desired_fp = fingerprint(desired_desc)
         with connected(empty_url) as empty_conn, connected(desired_url) as desired_conn:
             full_ddl = diff(empty_conn, desired_conn, exclusions).sql
+        if memo is not None:
+            memo.save_desired(desired_desc, full_ddl)
         stale = snapshot.stale_files(config, full_ddl, desired_desc)
 
         if base_fp == desired_fp and sql_file is None:
-            result = PlanResult("up-to-date", from_fingerprint=base_fp, to_fingerprint=desired_fp)
-            if stale and not check:
-                write_files(stale)
-                result.snapshot_written = True
-            return result
+            return _up_to_date(config, desired_fp, desired_desc, full_ddl, check)
 
         if sql_file is not None:
             body = _read_sql_file(sql_file)
@@ -207,8 +222,10 @@ def make_plan(
         else:
             progress("diffing the replayed plans against the models")
             with connected(base_url) as base_conn, connected(desired_url) as desired_conn:
-                first = diff(base_conn, desired_conn, exclusions)
-            body = converge(server, first, desired_url, desired_desc, exclusions, progress)
+                first = diff(base_conn, desired_conn, exclusions, online=online)
+            body = converge(
+                server, first, desired_url, desired_desc, exclusions, progress, online=online
+            )
 
         hazards = classify(body)
         result = PlanResult(
@@ -335,6 +352,18 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _up_to_date(
+    config: Config, fp: str, description: Description, ddl: str, check: bool
+) -> PlanResult:
+    """Nothing to plan: only the snapshot files may need rewriting (not with `check`)."""
+    result = PlanResult("up-to-date", from_fingerprint=fp, to_fingerprint=fp)
+    stale = snapshot.stale_files(config, ddl, description)
+    if stale and not check:
+        write_files(stale)
+        result.snapshot_written = True
+    return result
+
+
 def converge(
     server: ScratchServer,
     first: Diff,
@@ -342,6 +371,8 @@ def converge(
     desired_desc: Description,
     exclusions: Exclusions,
     progress: Progress,
+    *,
+    online: bool = True,
 ) -> str:
     """Prove the diff on a copy of the base; add follow-up passes; refuse if it never lands."""
     if first.unexpressed:
@@ -356,7 +387,7 @@ def converge(
             return sql
         # Run the follow-up on a fresh copy: the proof database now holds the partial result.
         with connected(proof_url) as proof_conn, connected(desired_url) as desired_conn:
-            follow_up = diff(proof_conn, desired_conn, exclusions)
+            follow_up = diff(proof_conn, desired_conn, exclusions, online=online)
         server.drop_database("proof")
         proof_url = server.create_database("proof", template="base")
         if not follow_up.statements:
@@ -366,10 +397,17 @@ def converge(
 
 
 def prove(
-    server: ScratchServer, body: str, desired_desc: Description, exclusions: Exclusions, name: str
+    server: ScratchServer,
+    body: str,
+    desired_desc: Description,
+    exclusions: Exclusions,
+    name: str,
+    *,
+    template: str = "base",
 ) -> list[Difference]:
-    """Apply `body` to a copy of the base; return what still differs from the models."""
-    proof_url = server.create_database("proof_file", template="base")
+    """Apply `body` to a copy of `template` (the base); return what still differs from the
+    models. SQL that fails raises DeployError."""
+    proof_url = server.create_database("proof_file", template=template)
     try:
         return _apply_and_compare(proof_url, body, desired_desc, exclusions, name)
     finally:
@@ -395,7 +433,8 @@ def _apply_and_compare(
             ) from None
     conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
     try:
-        run_steps(conn, plan_steps(sql, name or "generated SQL"), filename=name or "plan")
+        if sql.strip():  # an empty diff has nothing to run (and is no plan to refuse)
+            run_steps(conn, plan_steps(sql, name or "generated SQL"), filename=name or "plan")
     except StatementFailed as exc:
         if not generated:
             raise DeployError(
@@ -457,6 +496,8 @@ def _preview_target(
     scratch: str | None,
     exclusions: Exclusions,
     progress: Progress,
+    *,
+    online: bool = True,
 ) -> PlanResult:
     url = urls.parse_url(target)
     conn = target_db.connect(url, wait=10, read_only=True, progress=progress)
@@ -479,15 +520,21 @@ def _preview_target(
         progress("building the desired schema from the models")
         desired_url = server.create_database("desired")
         desired_state.build(desired, desired_url)
-        desired_fp = fingerprint(describe_url(desired_url, exclusions))
+        desired_desc = describe_url(desired_url, exclusions)
+        desired_fp = fingerprint(desired_desc)
         engine = target_db.sqlalchemy_engine(url, read_only=True)
         try:
             with engine.connect() as live, connected(desired_url) as desired_conn:
-                change = diff(live, desired_conn, exclusions)
+                change = diff(live, desired_conn, exclusions, online=online)
         finally:
             engine.dispose()
-    result.to_fingerprint = desired_fp
-    result.target_on_chain = graph.known(live_fp)
+        result.to_fingerprint = desired_fp
+        result.target_on_chain = graph.known(live_fp)
+        if change.sql and not change.unexpressed:
+            result.notes.append(
+                _prove_preview(server, graph, live_fp, change.sql, desired_desc, exclusions,
+                               progress)
+            )
     if not change.empty:
         result.status = "pending"
         result.sql = change.sql
@@ -497,3 +544,41 @@ def _preview_target(
             )
         result.hazards = classify(change.sql) if change.sql else []
     return result
+
+
+def _prove_preview(
+    server: ScratchServer,
+    graph: PlanGraph,
+    live_fp: str,
+    sql: str,
+    desired_desc: Description,
+    exclusions: Exclusions,
+    progress: Progress,
+) -> str:
+    """Prove a `--target` preview like a plan, on a replay of the plans up to the live
+    schema; a sentence saying whether it is proven (and what it misses when not)."""
+    prefix = None
+    for number in range(len(graph.chain) + 1):
+        reached = graph.chain[number - 1].to_fingerprint if number else graph.start
+        if reached == live_fp:
+            prefix = graph.chain[:number]
+            break
+    empty_fp = fingerprint(describe_url(server.create_database("empty_preview"), exclusions))
+    if prefix is None and live_fp == empty_fp:
+        prefix = []
+    if prefix is None:
+        return ("UNPROVEN: the live schema is not one the plans reach, so this SQL could not be "
+                "applied to a copy of it; it may not reach the models exactly. Run `invoke plan` "
+                "for a proven plan.")
+    base = replay(server, "base", prefix, exclusions, progress)
+    if base.failure:
+        return f"UNPROVEN: the plans up to the live schema do not replay: {base.failure}"
+    progress("proving the preview on a replay of the live schema")
+    try:
+        residual = prove(server, sql, desired_desc, exclusions, "preview")
+    except DeployError as exc:
+        return f"UNPROVEN: the SQL fails on a replay of the live schema: {exc.message}"
+    if residual:
+        return ("UNPROVEN: applied to a replay of the live schema, this SQL does not reach the "
+                "models exactly:\n" + format_differences(residual))
+    return "Proven: applied to a replay of the live schema, this SQL lands on the models."

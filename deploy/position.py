@@ -174,14 +174,25 @@ def format_summary(diffs: list[Difference], limit: int = 40) -> str:
     return "\n".join(shown)
 
 
-def drift_error(config: Config, graph: PlanGraph, position: Position, where: str) -> DeployError:
-    """The drift refusal (exit 4): the message, then what differs from the head when known."""
+def drift_error(config: Config, graph: PlanGraph, position: Position, where: str,
+                major: int | None = None) -> DeployError:
+    """The drift refusal (exit 4): the message, then what differs from the head when known.
+
+    With the target's `major`, a server version the plans were never verified on is named
+    as a possible cause (a difference in how that version prints the same schema).
+    """
     diffs = differences(config, graph, position.live)
     details = "" if diffs is None else (
         "Objects that differ from the head of the plans (- head, + live):\n"
         + format_summary(diffs))
-    return DeployError(drift_message(where, position.live_fingerprint, graph.head, diffs),
-                       exit_code=DRIFT, details=details)
+    verified = sorted({plan.postgres for plan in graph.chain})
+    versions = "" if major is None or major in verified else (
+        f" The plans were verified on PostgreSQL {', '.join(map(str, verified))} and {where} "
+        f"runs PostgreSQL {major}: if the objects below differ only in how {major} prints them, "
+        f"it is not a change to the schema; `invoke check` with [tool.deploy] postgres = {major} "
+        "shows whether the plans land on that version.")
+    return DeployError(drift_message(where, position.live_fingerprint, graph.head, diffs)
+                       + versions, exit_code=DRIFT, details=details)
 
 
 # --- reads that never hang ----------------------------------------------------------------

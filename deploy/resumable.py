@@ -12,6 +12,8 @@ here, or refused when the plan is read (by `plan`, `check` and `apply` alike):
 - REINDEX INDEX/TABLE … CONCURRENTLY: INVALID `*_ccnew*` / `*_ccold*` copies a killed run
   left on the table are dropped first.
 - REINDEX SCHEMA (not concurrently), VACUUM, ANALYZE: idempotent as they are.
+- ALTER TYPE … ADD VALUE (run on its own so the new label is committed before a later step
+  uses it): a label an earlier run already added is skipped.
 - Anything else (REINDEX DATABASE/SYSTEM, REINDEX SCHEMA CONCURRENTLY, DETACH PARTITION
   CONCURRENTLY, databases, tablespaces, subscriptions, ALTER SYSTEM): refused.
 """
@@ -55,6 +57,8 @@ def refusal(statement: Statement) -> str | None:
                 "hand outside the deploy")
     if isinstance(node, ast.VacuumStmt):
         return None
+    if isinstance(node, ast.AlterEnumStmt) and node.newVal is not None and node.oldVal is None:
+        return None
     return ("this statement runs outside a transaction and cannot be made safe to re-run after "
             "a crash (a killed DETACH PARTITION CONCURRENTLY stays pending; databases, "
             "tablespaces, subscriptions and server settings are not schema changes). Use the "
@@ -76,7 +80,19 @@ def prepare(cur: object, statement: Statement) -> bool:
         return any(_resolve(cur, name) is not None for name in names)
     if isinstance(node, ast.ReindexStmt) and option_enabled(node.params, "concurrently"):
         _drop_reindex_leftovers(cur, node)
+    if isinstance(node, ast.AlterEnumStmt) and node.newVal is not None and node.oldVal is None:
+        return not _enum_has_label(cur, _regclass_text(node.typeName), node.newVal)
     return True
+
+
+def _enum_has_label(cur: object, type_name: str, label: str) -> bool:
+    """Whether the enum type (resolved as the statement would) already has `label`."""
+    cur.execute(  # type: ignore[attr-defined]
+        "SELECT EXISTS (SELECT 1 FROM pg_enum WHERE enumtypid = to_regtype(%s) "
+        "AND enumlabel = %s)",
+        (type_name, label),
+    )
+    return bool(cur.fetchone()[0])  # type: ignore[attr-defined]
 
 
 def _node(statement: Statement) -> ast.Node | None:

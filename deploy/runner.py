@@ -2,23 +2,32 @@
 
 Consecutive statements that may run in a transaction form one step; a statement that
 may not (CREATE INDEX CONCURRENTLY, …) is a step of its own, run in autocommit. A plan
-made only of transactional statements is a single step, so it is all-or-nothing.
+made only of transactional statements is a single step, so it is all-or-nothing. One
+exception keeps online-safe plans online: `VALIDATE CONSTRAINT` on a table the plan did not
+create runs in a transaction of its own, so the strong lock its `ADD … NOT VALID` took is
+released before the scan (see deploy/differ/repairs/online.py).
+
+Every step starts from the pinned session state (deploy.session): settings a plan or a
+crashed run left behind never reach the next step or plan, and a resumed plan gets back the
+settings its earlier steps made.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import psycopg2
+from pglast import ast, enums
 
-from deploy import resumable
+from deploy import resumable, session
 from deploy.errors import DeployError
 from deploy.statements import (
+    DEFAULT_SCHEMA,
     Statement,
     StatementError,
-    split,
+    parse,
     transaction_boundary,
 )
 
@@ -29,19 +38,23 @@ class Step:
 
     statements: tuple[Statement, ...]
     transactional: bool
+    # The plan's own session settings (session.PLAN_SETTINGS) made by earlier steps: run
+    # again before this step, so a resumed plan runs with them too.
+    replay: tuple[str, ...] = ()
 
 
 def plan_steps(body: str, filename: str = "plan") -> list[Step]:
-    """Split plan SQL into steps. A syntax error, a body with no statement, or a statement
-    that would end the plan's transaction (BEGIN, COMMIT, …), is a DeployError naming file
-    and line."""
+    """Split plan SQL into steps. A syntax error, a body with no statement, a statement that
+    would end the plan's transaction (BEGIN, COMMIT, …), one that would change the session for
+    the statements and plans after it (RESET ALL, SET ROLE, …) or a non-transactional one that
+    cannot resume is a DeployError naming file and line."""
     try:
-        statements = split(body)
+        parsed = parse(body)
     except StatementError as exc:
         raise DeployError(
             f"{filename}: {exc}. Fix the SQL (PostgreSQL could not parse it) and run again."
         ) from None
-    if not statements:
+    if not parsed:
         # An empty plan would "apply" without doing anything while claiming a new fingerprint.
         raise DeployError(
             f"{filename} has no SQL statements (it is empty, or only comments). "
@@ -50,7 +63,20 @@ def plan_steps(body: str, filename: str = "plan") -> list[Step]:
         )
     steps: list[Step] = []
     pending: list[Statement] = []
-    for statement in statements:
+    settings: list[str] = []  # PLAN_SETTINGS statements of the steps so far
+    replay: tuple[str, ...] = ()
+    created = created_tables([item.statement for item in parsed])
+    for item in parsed:
+        statement = item.statement
+        refused = session.refusal(item.node)
+        if refused:
+            raise DeployError(
+                f"{filename}:{statement.line}: a plan must not change the session's settings "
+                f"for the statements and plans after it: {refused}. apply runs every plan with "
+                "search_path, lock_timeout, statement_timeout and the role pinned; SET LOCAL of "
+                "other settings is fine inside the plan's transaction.",
+                line=statement.line,
+            )
         boundary = transaction_boundary(statement)
         if boundary:
             # A COMMIT would end the plan's transaction half-way: what ran before it stays
@@ -62,22 +88,58 @@ def plan_steps(body: str, filename: str = "plan") -> list[Step]:
                 "Remove the line and run again.",
                 line=statement.line,
             )
-        if statement.transactional:
+        alone = validates_existing_table(statement, created)
+        if statement.transactional and not alone:
+            if not pending:
+                replay = tuple(settings)
             pending.append(statement)
-            continue
-        refused = resumable.refusal(statement)
-        if refused:
-            raise DeployError(
-                f"{filename}:{statement.line}: {refused}. Change the plan and run again.",
-                line=statement.line,
-            )
-        if pending:
-            steps.append(Step(tuple(pending), True))
-            pending = []
-        steps.append(Step((statement,), False))
+        else:
+            if not statement.transactional:
+                refused = resumable.refusal(statement)
+                if refused:
+                    raise DeployError(
+                        f"{filename}:{statement.line}: {refused}. Change the plan and run again.",
+                        line=statement.line,
+                    )
+            if pending:
+                steps.append(Step(tuple(pending), True, replay))
+                pending = []
+            steps.append(Step((statement,), statement.transactional, tuple(settings)))
+        if session.plan_setting(item.node):
+            settings.append(statement.sql)
     if pending:
-        steps.append(Step(tuple(pending), True))
+        steps.append(Step(tuple(pending), True, replay))
     return steps
+
+
+def created_tables(statements: list[Statement]) -> set[tuple[str, str]]:
+    """(schema, table) of every table the statements create."""
+    created = set()
+    for statement in statements:
+        node = _node(statement)
+        if isinstance(node, ast.CreateStmt) and node.relation is not None:
+            created.add((node.relation.schemaname or DEFAULT_SCHEMA, node.relation.relname))
+    return created
+
+
+def validates_existing_table(statement: Statement, created: set[tuple[str, str]]) -> bool:
+    """True for `ALTER TABLE … VALIDATE CONSTRAINT` on a table not in `created`: its scan
+    must not run under the locks of the statements before it, so it commits on its own."""
+    node = _node(statement)
+    if not isinstance(node, ast.AlterTableStmt) or node.relation is None or not node.cmds:
+        return False
+    if not all(
+        isinstance(cmd, ast.AlterTableCmd)
+        and cmd.subtype == enums.AlterTableType.AT_ValidateConstraint
+        for cmd in node.cmds
+    ):
+        return False
+    return (node.relation.schemaname or DEFAULT_SCHEMA, node.relation.relname) not in created
+
+
+def _node(statement: Statement) -> ast.Node | None:
+    parsed = parse(statement.sql)
+    return parsed[0].node if len(parsed) == 1 else None
 
 
 # Called inside a step's transaction, after its statements: (cursor, steps done so far).
@@ -93,18 +155,29 @@ def run_steps(
     start: int = 0,
     before_commit: BeforeCommit | None = None,
     after_statement: Callable[[Statement], None] | None = None,
+    pinned: Mapping[str, str] | None = None,
 ) -> None:
-    """Run steps[start:] on `conn`, committing after each step.
+    """Run steps[start:] on `conn`, committing after each step, each from the pinned
+    session state (`pinned` from session.capture(); by default, the state at the call).
 
     A failing statement rolls its step back and raises DeployError naming the file, line
     and PostgreSQL's message; psycopg2 errors from `before_commit` propagate unchanged.
     """
+    if start >= len(steps):
+        return
+    if pinned is None:
+        try:
+            pinned = session.capture(conn)
+        except psycopg2.Error as exc:
+            _raise_if_lost(exc, conn, filename, steps[start].statements[0])
+            raise
     for index in range(start, len(steps)):
         step = steps[index]
         if step.transactional:
             conn.autocommit = False
             try:
                 with conn.cursor() as cur:
+                    _pin(cur, pinned, step, filename)
                     for statement in step.statements:
                         _execute(cur, statement, filename)
                         if after_statement:
@@ -119,6 +192,7 @@ def run_steps(
             statement = step.statements[0]
             conn.autocommit = True
             with conn.cursor() as cur:
+                _pin(cur, pinned, step, filename)
                 if resumable.prepare(cur, statement):  # a re-run after a crash must not fail
                     _execute(cur, statement, filename)
                 if after_statement:
@@ -134,6 +208,32 @@ def run_steps(
                     raise
 
 
+def _pin(cur: object, pinned: Mapping[str, str], step: Step, filename: str) -> None:
+    """Restore the pinned session state before a step; a lost connection is named as such."""
+    try:
+        session.pin(cur, pinned, step.replay)
+    except psycopg2.Error as exc:
+        _raise_if_lost(exc, getattr(cur, "connection", None), filename, step.statements[0])
+        raise
+
+
+def _raise_if_lost(exc: psycopg2.Error, conn: object, filename: str, statement: Statement) -> None:
+    """Raise ConnectionLost when `exc` means the session ended while `statement` was next."""
+    if not connection_lost(exc, conn):
+        return
+    message = (exc.pgerror or str(exc) or type(exc).__name__).strip().splitlines()[0]
+    raise ConnectionLost(
+        f"{filename}:{statement.line}: the connection to the database was lost while "
+        f"this statement ran ({message}). That is not a fault of the plan: the server "
+        "rolled back the open transaction (a statement outside a transaction may or may "
+        "not have finished). Run the command again once the database accepts "
+        "connections; apply starts from wherever the database now is.",
+        details=statement.sql,
+        pgcode=exc.pgcode,
+        line=statement.line,
+    ) from None
+
+
 def _execute(cur: object, statement: Statement, filename: str) -> None:
     try:
         cur.execute(statement.sql)  # type: ignore[attr-defined]
@@ -143,17 +243,7 @@ def _execute(cur: object, statement: Statement, filename: str) -> None:
         raise
     except psycopg2.Error as exc:
         message = (exc.pgerror or str(exc) or type(exc).__name__).strip().splitlines()[0]
-        if connection_lost(exc, getattr(cur, "connection", None)):
-            raise ConnectionLost(
-                f"{filename}:{statement.line}: the connection to the database was lost while "
-                f"this statement ran ({message}). That is not a fault of the plan: the server "
-                "rolled back the open transaction (a statement outside a transaction may or may "
-                "not have finished). Run the command again once the database accepts "
-                "connections; apply starts from wherever the database now is.",
-                details=statement.sql,
-                pgcode=exc.pgcode,
-                line=statement.line,
-            ) from None
+        _raise_if_lost(exc, getattr(cur, "connection", None), filename, statement)
         if exc.pgcode == READ_ONLY:
             raise StatementFailed(
                 f"{filename}:{statement.line}: the database is read-only ({message}), so the "

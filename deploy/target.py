@@ -28,16 +28,81 @@ _PERMANENT = (
 # A connection attempt slower than this gets a progress line (slow DNS, a dropped SYN).
 _SLOW_ATTEMPT = 1.5
 
+# Railway sets this next to a pooled DATABASE_URL when connection pooling is on.
+UNPOOLED_VARIABLE = "DATABASE_UNPOOLED_URL"
+
 
 def resolve_target(explicit: str | None) -> str:
-    """The target URL: `--target`, else DATABASE_URL; a clear error when neither is set."""
-    raw = explicit or os.environ.get("DATABASE_URL")
+    """The target URL: `--target`, else DATABASE_UNPOOLED_URL, else DATABASE_URL.
+
+    The direct URL wins when Railway's pooling sets it: a transaction pooler may reject
+    the session options the tool connects with, and holds no session. A clear error when
+    none is set.
+    """
+    raw = explicit or os.environ.get(UNPOOLED_VARIABLE) or os.environ.get("DATABASE_URL")
     if not raw:
         raise DeployError(
             "No target database: pass --target postgresql://USER:PASSWORD@HOST:PORT/DBNAME or set "
             "DATABASE_URL (on Railway it is set for you; from a laptop use DATABASE_PUBLIC_URL)."
         )
     return urls.parse_url(raw)
+
+
+def resolve_apply_target(explicit: str | None, progress: Callable[[str], None]) -> str:
+    """apply's target: `--target`, else DATABASE_UNPOOLED_URL, else DATABASE_URL.
+
+    Schema changes and the deploy lock need one server session from start to end, which a
+    transaction pooler does not give: the direct URL wins whenever it is set.
+    """
+    direct = os.environ.get(UNPOOLED_VARIABLE)
+    if not explicit and direct:
+        progress(f"using {UNPOOLED_VARIABLE} (a direct connection, not the connection pooler)")
+        return urls.parse_url(direct)
+    return resolve_target(explicit)
+
+
+def transaction_pooled(conn: psycopg2.extensions.connection, url: str) -> bool:
+    """True when `conn` reaches the server through a transaction-mode pooler (PgBouncer).
+
+    Probe: a second client connection holds a transaction open while the first asks for its
+    server session again. Direct connections always have two different, stable sessions;
+    through a transaction pooler the second client borrows the first one's idle session
+    (PgBouncer hands out the most recently used), or the first gets another one back.
+    """
+    autocommit = conn.autocommit
+    conn.autocommit = True
+    try:
+        first = _backend_pid(conn)
+        other = connect(url, wait=5.0, application_name="schema-deploy-probe")
+        try:
+            with other.cursor() as cur:  # not autocommit: its transaction pins a session
+                cur.execute("SELECT pg_backend_pid()")
+                second = cur.fetchone()[0]
+                again = _backend_pid(conn)
+            other.rollback()
+        finally:
+            other.close()
+    finally:
+        conn.autocommit = autocommit
+    return second == first or again != first
+
+
+def _backend_pid(conn: psycopg2.extensions.connection) -> int:
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        return int(cur.fetchone()[0])
+
+
+def pooled_error(url: str) -> DeployError:
+    """The refusal for a transaction-pooled target: which variable to use instead."""
+    return DeployError(
+        f"{urls.describe(url)} goes through a transaction-mode connection pooler (PgBouncer): "
+        "each transaction may run in another server session, so the deploy lock would protect "
+        "nothing and a plan's session settings would not hold. Nothing was applied. Give apply "
+        f"the direct connection: set {UNPOOLED_VARIABLE} (on Railway, add the variable "
+        f"{UNPOOLED_VARIABLE}=${{{{Postgres.{UNPOOLED_VARIABLE}}}}} to the service) or pass "
+        "--target with the database's unpooled URL."
+    )
 
 
 def connect(

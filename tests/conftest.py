@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,20 @@ from deploy.scratch import LocalServer
 
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_MAJOR = 15
+ALL_MAJORS = (14, 15, 16, 17, 18)
+
+
+def matrix_majors() -> list[int]:
+    """Majors the version matrix runs on: $DEPLOY_TEST_MAJORS ("14,16"), else those installed.
+
+    A major named in the variable but not installed fails its tests (CI must not skip them).
+    """
+    from deploy.scratch import find_local_binaries
+
+    listed = os.environ.get("DEPLOY_TEST_MAJORS", "").replace(",", " ").split()
+    if listed:
+        return [int(m) for m in listed]
+    return [m for m in ALL_MAJORS if find_local_binaries(m) is not None]
 
 
 class Databases:
@@ -52,6 +67,16 @@ class Databases:
             conn.close()
 
 
+@pytest.fixture(autouse=True)
+def private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Each test gets an empty plan/check cache (deploy.cache), never the user's own."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("SCHEMA_DEPLOY_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def pg() -> Iterator[Databases]:
     """A real PostgreSQL 15 started for the test session (local binaries, no Docker)."""
@@ -62,10 +87,30 @@ def pg() -> Iterator[Databases]:
         server.close()
 
 
+@pytest.fixture(scope="session", params=matrix_majors(), ids=lambda m: f"pg{m}")
+def pg_major(request: pytest.FixtureRequest) -> Iterator[Databases]:
+    """A real server of each major in the matrix (15 is the session's `pg`)."""
+    if request.param == POSTGRES_MAJOR:
+        yield request.getfixturevalue("pg")
+        return
+    server = LocalServer(request.param)
+    try:
+        yield Databases(server)
+    finally:
+        server.close()
+
+
 def copy_project(target: Path, with_plans: bool = True) -> Path:
-    """Copy pyproject.toml and schema/ into `target`; optionally without plans and snapshot."""
+    """Copy pyproject.toml (postgres = the suite's major) and schema/ into `target`.
+
+    Optionally without plans and snapshot.
+    """
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "pyproject.toml", target / "pyproject.toml")
+    # The copy plans on the suite's own major (the repository's may be another: Railway's
+    # default); tests/test_majors.py runs the project on every major.
+    config = (REPO / "pyproject.toml").read_text()
+    (target / "pyproject.toml").write_text(
+        re.sub(r"(?m)^postgres = \d+", f"postgres = {POSTGRES_MAJOR}", config))
     shutil.copytree(REPO / "schema", target / "schema",
                     ignore=shutil.ignore_patterns("__pycache__"))
     if not with_plans:
@@ -93,7 +138,9 @@ def run_invoke(
 ) -> subprocess.CompletedProcess[str]:
     """Run `invoke ARGS` as a user would, in `cwd`, with this repo's tasks.py."""
     full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
-    full_env.pop("DATABASE_URL", None) if env is None or "DATABASE_URL" not in env else None
+    for variable in ("DATABASE_URL", "DATABASE_UNPOOLED_URL"):  # only what the test sets
+        if env is None or variable not in env:
+            full_env.pop(variable, None)
     command = [sys.executable, "-m", "invoke", "--search-root", str(REPO), *args]
     return subprocess.run(
         command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout

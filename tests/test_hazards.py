@@ -21,7 +21,8 @@ from deploy.statements import StatementError
 
 DD, TR, BW, BI = DELETES_DATA, TABLE_REWRITE, BLOCKS_WRITES, BACKWARD_INCOMPATIBLE
 
-needs_squawk = pytest.mark.skipif(hazards._squawk_path() is None, reason="squawk not installed")
+needs_squawk = pytest.mark.skipif(hazards.squawk._squawk_path() is None,
+                                  reason="squawk not installed")
 
 
 def texts(sql: str, *, use_squawk: bool = False) -> list[str]:
@@ -60,6 +61,9 @@ SINGLE_STATEMENTS = [
     ('delete from "public"."sessions";', ['DELETES_DATA delete from "public"."sessions"']),
     ("delete from sessions where expires_at < now();",
      ['DELETES_DATA delete from "public"."sessions"']),
+    # --- UNVERIFIED (default-deny: a backfill and damage look alike)
+    ("update users set xp = 0 where xp is null;",
+     ['UNVERIFIED update "public"."users": update users set xp = 0 where xp is null']),
     # --- TABLE_REWRITE
     ('alter table "public"."decks" alter column "title" set data type character varying(500) '
      'using "title"::character varying(500);',
@@ -192,8 +196,8 @@ HARMLESS = [
     "comment on column users.bio is 'Über mich';",
     "analyze users;",
     "vacuum users;",
-    "update users set xp = 0 where xp is null;",
     "select 1;",
+    "select count(*) from users;",
 ]
 
 
@@ -259,6 +263,8 @@ drop type "public"."mood__old_version_to_be_dropped";
 
 def test_statements_on_objects_created_earlier_in_the_plan_are_exempt() -> None:
     assert [(h.line, h.text) for h in classify(CREATED_IN_PLAN, use_squawk=False)] == [
+        # A backfill of a column this plan added still fires the table's triggers.
+        (20, 'UNVERIFIED update "public"."decks": update "public"."decks" set "archived" = false'),
         # Shrinking a column added in this plan rewrites the (existing) table.
         (26, 'TABLE_REWRITE alter column "public"."decks"."slug" type varchar(5)'),
         # Created only *after* the drop: the index is on the old, pre-existing table.
@@ -445,7 +451,7 @@ def test_squawk_opt_in_rules_are_mapped() -> None:
 
 
 def test_without_squawk_installed_classification_still_works(monkeypatch) -> None:
-    monkeypatch.setattr(hazards, "_squawk_path", lambda: None)
+    monkeypatch.setattr(hazards.squawk, "_squawk_path", lambda: None)
     assert hazards.run_squawk("select 1;") is None
     assert classify(PLAN) == classify(PLAN, use_squawk=False)
 
@@ -454,7 +460,7 @@ def test_broken_squawk_is_skipped(monkeypatch, tmp_path) -> None:
     fake = tmp_path / "squawk"
     fake.write_text("#!/bin/sh\necho 'not json'; exit 3\n")
     fake.chmod(0o755)
-    monkeypatch.setattr(hazards, "_squawk_path", lambda: str(fake))
+    monkeypatch.setattr(hazards.squawk, "_squawk_path", lambda: str(fake))
     assert hazards.run_squawk("select 1;") is None
     assert classify(PLAN) == classify(PLAN, use_squawk=False)
 

@@ -25,9 +25,10 @@ def test_fresh_virtualenv_can_run_migra_and_the_engine(tmp_path: Path):
                            text=True, timeout=60)
     assert migra.returncode == 0, migra.stderr
     versions = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m, deploy.planner, deploy.applier; "
-         "print(m.version('setuptools'), m.version('sqlalchemy'))"],
+        [str(python), "-c", "import importlib.metadata as m, deploy.planner, deploy.applier, "
+         "deploy.hazards; print(m.version('setuptools'), m.version('sqlalchemy'))"],
         capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,  # the installed copy, not this checkout's (sub)packages
     )
     assert versions.returncode == 0, versions.stderr
     setuptools_version, sqlalchemy_version = versions.stdout.split()

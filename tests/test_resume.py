@@ -204,7 +204,7 @@ def test_healthz_answers_promptly_while_a_table_is_locked(
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = make_server(load_config(project), port, target=url, host="127.0.0.1", ttl=0.1,
-                         quiet=True)
+                         quiet=True, token="lock-test-token")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -212,6 +212,12 @@ def test_healthz_answers_promptly_while_a_table_is_locked(
         with pytest.raises(urllib.error.HTTPError) as caught:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30)
         assert time.monotonic() - started < 15
+        assert caught.value.code == 503
+        assert f"pid {pid}" not in caught.value.read().decode()  # details only with the token
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/healthz",
+                                         headers={"Authorization": "Bearer lock-test-token"})
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=30)
         assert caught.value.code == 503
         body = caught.value.read().decode()
         assert "blocked by a lock" in body and f"pid {pid}" in body
@@ -382,3 +388,24 @@ def test_non_transactional_kinds_are_resumable_or_refused(sql: str, refused: str
         plan_steps(body, "p.sql")
     assert caught.value.message.startswith("p.sql:2: ") and refused in caught.value.message
     assert caught.value.line == 2
+
+
+def test_an_enum_value_added_by_a_run_that_died_is_skipped_on_resume(pg: Databases) -> None:
+    """ALTER TYPE … ADD VALUE runs on its own (committed before a later step uses it); a
+    run killed after it but before its step was recorded must not fail "already exists"."""
+    from deploy.runner import plan_steps, run_steps
+
+    url = pg.new("enum_resume")
+    pg.execute(url, "CREATE TYPE public.mood AS ENUM ('ok', 'sad')")
+    body = "ALTER TYPE public.mood ADD VALUE 'happy' AFTER 'ok';\n"
+    steps = plan_steps(body, "p.sql")
+    assert [step.transactional for step in steps] == [False]
+    for _ in range(2):  # the second run is the resume after a crash
+        conn = psycopg2.connect(**urls.psycopg2_dsn(url))
+        try:
+            run_steps(conn, steps, filename="p.sql")
+        finally:
+            conn.close()
+    labels = pg.query(url, "SELECT enumlabel FROM pg_enum WHERE enumtypid = 'public.mood'::regtype "
+                           "ORDER BY enumsortorder")
+    assert [row[0] for row in labels] == ["ok", "happy", "sad"]

@@ -160,8 +160,10 @@ def test_syntax_errors_name_the_line(sql: str, line: int, fragment: str) -> None
         ("alter database app set work_mem = '8MB'", True),
         ('alter table "public"."events" detach partition "public"."ev_2020" concurrently', False),
         ('alter table "public"."events" detach partition "public"."ev_2020"', True),
-        ("alter type \"public\".\"mood\" add value 'ecstatic'", True),
-        ("alter type \"public\".\"mood\" add value if not exists 'calm' before 'happy'", True),
+        ("alter type \"public\".\"mood\" add value 'ecstatic'", False),
+        ("alter type \"public\".\"mood\" add value if not exists 'calm' before 'happy'", False),
+        # ADD VALUE commits alone (its value is unusable before); a rename stays in the plan.
+        ("alter type \"public\".\"mood\" rename value 'calm' to 'serene'", True),
         ("create subscription s connection 'host=x' publication p", False),
         ("create subscription s connection 'host=x' publication p with (create_slot = 0)", True),
         ("drop subscription s", False),

@@ -47,12 +47,17 @@ class Diff:
 
 
 def diff(
-    source: Connection, target: Connection, exclusions: Exclusions = NOTHING_EXCLUDED
+    source: Connection,
+    target: Connection,
+    exclusions: Exclusions = NOTHING_EXCLUDED,
+    *,
+    online: bool = True,
 ) -> Diff:
     """Return what takes the schema behind `source` to the one behind `target`.
 
     Both are SQLAlchemy connections (psycopg2); neither is modified. migra's statements go
-    through every repair in `REPAIRS`, in order.
+    through every repair in `REPAIRS`, in order. `online` picks the forms that do not block
+    writers for tables that exist in `source` (repairs/online.py).
     """
     statements = migra_statements(source, target, exclusions)
     ctx = DiffContext(
@@ -61,6 +66,7 @@ def diff(
         exclusions=exclusions,
         before=describe(source, exclusions),
         after=describe(target, exclusions),
+        online=online,
     )
     for repair in REPAIRS:
         statements = repair.apply(ctx, statements)

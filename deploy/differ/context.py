@@ -18,3 +18,5 @@ class DiffContext:
     exclusions: Exclusions
     before: Description  # canonical description of `source`
     after: Description  # canonical description of `target`
+    # Online-safe forms for tables that exist before the plan (repairs/online.py).
+    online: bool = True

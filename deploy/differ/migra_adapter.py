@@ -15,6 +15,7 @@ def migra_statements(source: Connection, target: Connection, exclusions: Exclusi
         # schemainspect imports pkg_resources, which warns on every import.
         warnings.simplefilter("ignore")
         from migra import Migration
+    _quote_enum_labels()
 
     exclude_schema = exclusions.schemas[0] if exclusions.schemas else None
     migration = Migration(
@@ -32,6 +33,19 @@ def migra_statements(source: Connection, target: Connection, exclusions: Exclusi
             result.append(text if text.endswith(";") else text + ";")
     end_read_transactions(source, target)
     return result
+
+
+def _quote_enum_labels() -> None:
+    """schemainspect writes enum labels as '{label}': a label with a quote breaks the SQL.
+
+    Its enum class is patched (once) to write standard SQL literals instead.
+    """
+    from schemainspect.pg.obj import InspectedEnum
+
+    def quoted_elements(self: InspectedEnum) -> str:
+        return ", ".join("'" + e.replace("'", "''") + "'" for e in self.elements)
+
+    InspectedEnum.quoted_elements = property(quoted_elements)  # type: ignore[method-assign]
 
 
 def _drop_excluded(inspector: object, exclusions: Exclusions) -> None:

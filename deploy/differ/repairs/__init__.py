@@ -3,9 +3,11 @@
 Each repair is a module with one job and a function `apply(ctx, statements) -> statements`:
 it may replace, remove, reorder or append statements. Its docstring says what migra gets
 wrong (or leaves out) for that object kind and how the repair fixes it. Repairs that
-rewrite migra's output run before those that only append (comments come last, so a
-re-created object gets its comment back). Domains, then range types, then composite types
-are inserted after migra's leading statements: each may use the ones before it.
+create types migra does not know (collations, domains, range types, composite types, text
+search) run first, so that `creation_order` and `check_constraints` see their statements;
+repairs that rewrite migra's output run before those that only append; `online` rewrites
+what all of them emitted for existing tables; comments come last, so a re-created object
+gets its comment back.
 """
 
 from __future__ import annotations
@@ -15,16 +17,24 @@ from types import ModuleType
 from deploy.differ.repairs import (
     aggregates,
     casts,
+    check_constraints,
     collations,
     column_collations,
     column_options,
     comments,
     composite_types,
     conversions,
+    creation_order,
     domains,
+    enums,
     event_triggers,
     force_rls,
     foreign_data,
+    generated_columns,
+    identity,
+    inheritance,
+    new_sequences,
+    online,
     operators,
     partition_indexes,
     privileges,
@@ -40,13 +50,20 @@ from deploy.differ.repairs import (
 )
 
 REPAIRS: tuple[ModuleType, ...] = (
-    sequences,
+    new_sequences,
     collations,
     column_collations,
     domains,
     ranges,
     composite_types,
     text_search,
+    creation_order,
+    inheritance,
+    check_constraints,
+    enums,
+    generated_columns,
+    identity,
+    sequences,
     unique_indexes,
     partition_indexes,
     storage_params,
@@ -63,5 +80,6 @@ REPAIRS: tuple[ModuleType, ...] = (
     casts,
     conversions,
     privileges,
+    online,
     comments,
 )

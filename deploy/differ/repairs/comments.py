@@ -1,21 +1,65 @@
 """Comments: migra has no COMMENT ON at all; this repair adds every change.
 
 Only objects that exist in the target get a statement; those are created (if new) by the
-statements that come before these.
+statements that come before these. An object the statements drop and create again (a view
+migra re-creates, a re-added constraint, a re-typed enum's dependents) loses its comment
+with the drop, so its comment is written again even when source and target agree.
 """
 
 from __future__ import annotations
 
+from pglast import ast, enums
 from sqlalchemy import Connection
 
 from deploy.differ.context import DiffContext
 from deploy.differ.migra_adapter import end_read_transactions
+from deploy.differ.sqltext import ident, parse_one, qualified
 from deploy.fingerprint import Exclusions, split_key
 
 
 def apply(ctx: DiffContext, statements: list[str]) -> list[str]:
-    """Append the COMMENT ON statements that make the source's comments the target's."""
-    return statements + comment_statements(ctx.source, ctx.target, ctx.exclusions)
+    """Append the COMMENT ON statements that make the source's comments the target's,
+    counting objects the statements drop as having none."""
+    return statements + comment_statements(
+        ctx.source, ctx.target, ctx.exclusions, dropped_names(statements)
+    )
+
+
+def dropped_names(statements: list[str]) -> set[str]:
+    """Names (`schema.name`, `schema.table.part`) of what the statements drop: a dropped
+    table or view takes the comments of its columns, constraints, … along."""
+    names: set[str] = set()
+    for statement in statements:
+        node = parse_one(statement)
+        if isinstance(node, ast.DropStmt):
+            for obj in node.objects or ():
+                if isinstance(obj, ast.ObjectWithArgs):
+                    parts = [n.sval for n in obj.objname]
+                elif isinstance(obj, ast.TypeName):
+                    parts = [n.sval for n in obj.names]
+                elif isinstance(obj, tuple):
+                    parts = [n.sval for n in obj if isinstance(n, ast.String)]
+                else:
+                    continue
+                if len(parts) == 1 and node.removeType != enums.ObjectType.OBJECT_SCHEMA:
+                    parts.insert(0, "public")
+                names.add(".".join(ident(p) for p in parts))
+        elif isinstance(node, ast.AlterTableStmt) and node.relation is not None:
+            table = qualified(node.relation.schemaname or "public", node.relation.relname)
+            for cmd in node.cmds or ():
+                if cmd.subtype in (enums.AlterTableType.AT_DropColumn,
+                                   enums.AlterTableType.AT_DropConstraint) and cmd.name:
+                    names.add(f"{table}.{ident(cmd.name)}")
+    return names
+
+
+def _is_dropped(key: str, dropped: set[str]) -> bool:
+    name = key.partition(" ")[2]
+    if any(name == d or name.startswith(d + ".") for d in dropped):
+        return True
+    # A function is dropped by signature; any overload of a dropped name counts (a
+    # comment written again is harmless).
+    return name.partition("(")[0] in dropped if "(" in name else False
 
 
 # For each commentable object: a stable key, the COMMENT ON target, and the comment.
@@ -99,7 +143,12 @@ def _comments(conn: Connection, exclusions: Exclusions) -> dict[str, tuple[str, 
     return {key: (target, comment) for key, target, comment in rows}
 
 
-def comment_statements(source: Connection, target: Connection, exclusions: Exclusions) -> list[str]:
+def comment_statements(
+    source: Connection,
+    target: Connection,
+    exclusions: Exclusions,
+    dropped: set[str] | None = None,
+) -> list[str]:
     """COMMENT ON statements that make `source`'s comments equal `target`'s (migra has none).
 
     Only objects that exist in `target` get a statement; those are created (if new) by the
@@ -111,6 +160,9 @@ def comment_statements(source: Connection, target: Connection, exclusions: Exclu
     for key in sorted(after):
         object_sql, comment = after[key]
         old = before.get(key, (None, None))[1]
+        if dropped and _is_dropped(key, dropped):
+            before.pop(key, None)
+            old = None
         if comment == old or (key not in before and comment is None):
             continue
         if _excluded_key(key, exclusions):

@@ -1,4 +1,4 @@
-"""Sequence options: migra ignores START/INCREMENT/MIN/MAX/CACHE/CYCLE changes.
+"""Sequence options: migra ignores AS type and START/INCREMENT/MIN/MAX/CACHE/CYCLE changes.
 
 Identity sequences are altered through their column, as PostgreSQL requires.
 """
@@ -31,7 +31,9 @@ def sequence_statements(before: Mapping[str, str], after: Mapping[str, str]) -> 
         if not key.startswith("sequence ") or before[key] == after[key]:
             continue
         old, new = _options(before[key]), _options(after[key])
-        changes = [
+        # AS comes first: it resets MINVALUE/MAXVALUE defaults that the options below pin.
+        retype = [f"AS {new['type']}"] if new.get("type") and old.get("type") != new["type"] else []
+        changes = retype + [
             f"{_SEQUENCE_OPTIONS[name]} {new[name]}"
             for name in _SEQUENCE_OPTIONS
             if name in new and old.get(name) != new[name]
@@ -43,6 +45,10 @@ def sequence_statements(before: Mapping[str, str], after: Mapping[str, str]) -> 
         name = key.removeprefix("sequence ")
         identity_of = new.get("identity-of")
         if identity_of and identity_of == old.get("identity-of"):
+            # An identity sequence's type follows its column: ALTER COLUMN TYPE changes it.
+            changes = [c for c in changes if c not in retype]
+            if not changes:
+                continue
             schema_table, column = identity_of.rsplit(".", 1)
             statements.append(
                 f"ALTER TABLE {schema_table} ALTER COLUMN {column} "

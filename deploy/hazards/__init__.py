@@ -1,0 +1,49 @@
+"""Classify plan statements into hazards a reviewer has to acknowledge.
+
+Every statement is read from PostgreSQL's own parse tree (pglast). One module per kind of
+statement says what is hazardous about it:
+
+  drop.py         DROP …
+  rename.py       RENAME, SET SCHEMA, enum value renames
+  alter_table.py  ALTER TABLE subcommands
+  index.py        CREATE INDEX, REINDEX, VACUUM FULL, CLUSTER
+  dml.py          DELETE/UPDATE/INSERT/MERGE (also inside CTEs), TRUNCATE
+  unverified.py   default-deny: DO, CALL, CREATE TABLE AS, calls, kinds no rule models
+  squawk.py       squawk as a second opinion
+  approval.py     the one decision "is this plan's every hazard approved?"
+  names.py        names resolved as the server does (pg_temp, pinned search_path)
+
+A hazard's text is what a reviewer copies into `-- approve: <text>`, so it only depends on
+the statement itself and on what the plan did before it, never on line numbers.
+"""
+
+from deploy.hazards.approval import Review, review, unapproved
+from deploy.hazards.core import classify
+from deploy.hazards.model import (
+    BACKWARD_INCOMPATIBLE,
+    BLOCKS_WRITES,
+    DELETES_DATA,
+    KINDS,
+    TABLE_REWRITE,
+    UNVERIFIED,
+    Approval,
+    Hazard,
+)
+from deploy.hazards.squawk import SQUAWK_RULES, run_squawk
+
+__all__ = [
+    "BACKWARD_INCOMPATIBLE",
+    "BLOCKS_WRITES",
+    "DELETES_DATA",
+    "KINDS",
+    "SQUAWK_RULES",
+    "TABLE_REWRITE",
+    "UNVERIFIED",
+    "Approval",
+    "Hazard",
+    "Review",
+    "classify",
+    "review",
+    "run_squawk",
+    "unapproved",
+]

@@ -1,0 +1,3 @@
+create table t (id int primary key, status varchar(10) check (status in ('a', 'b')),
+                kind varchar(8) not null, note text);
+alter table t add constraint kind_ck check (kind not in ('x', 'y'));

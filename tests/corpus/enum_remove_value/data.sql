@@ -1,0 +1,1 @@
+insert into person (m) values ('sad'), ('ok');

@@ -1,0 +1,1 @@
+create table t (id int primary key, a int, b int generated always as (a * 2) stored);
