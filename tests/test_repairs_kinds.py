@@ -23,6 +23,10 @@ CASES = [
      "constraint pos_check check (value > 0); create table u (x pos);"),
     ("domain changes", "create domain d as int check (value > 0); create table u (x d);",
      "create domain d as int default 3 not null check (value > 1); create table u (x d);"),
+    ("varchar domain IN-list check changes (survives the parser round trip)",
+     "create domain code as varchar(4) check (value in ('aa', 'bb')); create table u (c code);",
+     "create domain code as varchar(4) check (value in ('aa', 'bb', 'cc'));"
+     "create table u (c code);"),
     ("composite from empty (used by a table, uses a domain)", "",
      "create domain pos as int check (value > 0); create type c as (a int, b pos);"
      "create table u (x c);"),
