@@ -190,7 +190,7 @@ def run_check(
     else:
         with open_scratch(
             scratch or config.scratch, config.postgres, image=config.docker_image,
-            progress=progress,
+            roles=config.roles, progress=progress,
         ) as server:
             head_state = _replay_all(server, graph, checks, unparseable, exclusions, result,
                                      progress, unreadable)

@@ -19,6 +19,7 @@ _KNOWN_KEYS = {
     "alembic_stamp",
     "online",
     "on_ahead", "keep_dropped_data", "keep_max_mb",
+    "roles", "privileges",
 }
 # What apply does when the database is ahead of the plan files (an older deployment).
 ON_AHEAD = ("auto", "keep", "rollback")
@@ -46,14 +47,19 @@ class Config:
     on_ahead: str = "auto"
     keep_dropped_data: bool = True
     keep_max_mb: float = 100.0
+    roles: tuple[str, ...] = ()  # created (NOLOGIN) in every scratch server
+    privileges: bool = False  # fingerprint and diff GRANTs
 
     @property
     def exclusions(self) -> Exclusions:
-        """What fingerprints and diffs ignore: the history schema and the `exclude` tables."""
+        """What fingerprints and diffs ignore: the history schema, the `exclude` tables, and
+        privileges unless `privileges = true`."""
         tables = self.exclude
         if self.alembic_stamp and "alembic_version" not in tables:
             tables = (*tables, "alembic_version")  # apply writes it: never schema drift
-        return Exclusions(schemas=(self.history_schema,), tables=tables)
+        return Exclusions(
+            schemas=(self.history_schema,), tables=tables, privileges=self.privileges
+        )
 
 
 def load_config(root: Path | str | None = None) -> Config:
@@ -97,6 +103,17 @@ def load_config(root: Path | str | None = None) -> Config:
             f"[tool.deploy] exclude in {path} must be a list of table names, each `name` (a "
             "table in public) or `schema.name`, for example exclude = [\"alembic_version\", "
             '"audit.log"].'
+        )
+    roles = table.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(x, str) and x for x in roles):
+        raise DeployError(
+            f"[tool.deploy] roles in {path} must be a list of role names, for example "
+            'roles = ["app_user", "readonly"] (they are created in every scratch server).'
+        )
+    privileges = table.get("privileges", False)
+    if not isinstance(privileges, bool):
+        raise DeployError(
+            f"[tool.deploy] privileges = {privileges!r} in {path} must be true or false."
         )
     metadata = table.get("metadata", "schema:metadata")
     if not isinstance(metadata, str) or ":" not in metadata:
@@ -153,4 +170,6 @@ def load_config(root: Path | str | None = None) -> Config:
         on_ahead=on_ahead,
         keep_dropped_data=keep,
         keep_max_mb=float(keep_max),
+        roles=tuple(roles),
+        privileges=privileges,
     )

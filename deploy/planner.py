@@ -177,7 +177,8 @@ def make_plan(
         return _up_to_date(config, known.fingerprint, known.description, known.ddl, check)
 
     with open_scratch(
-        scratch or config.scratch, config.postgres, image=config.docker_image, progress=progress
+        scratch or config.scratch, config.postgres, image=config.docker_image,
+        roles=config.roles, progress=progress,
     ) as server:
         base = replay(server, "base", graph.chain, exclusions, progress)
         if base.failure:
@@ -462,11 +463,11 @@ def _apply_and_compare(
 
 def _not_converging(residual: list[Difference], sql: str) -> DeployError:
     return DeployError(
-        "The generated SQL does not reach the models exactly, so no plan was written (the differ "
-        "has blind spots: comments on recreated objects, sequence and identity options, domains, "
-        "composite types, partition indexes, FORCE ROW LEVEL SECURITY, …). Save the SQL below to "
-        "a file, add statements for the remaining differences, and run `invoke plan --name "
-        "\"…\" --sql-file FILE`: it is verified against the models before it is written.",
+        "The generated SQL does not reach the models exactly, so no plan was written (the "
+        "differences below are kinds the differ does not generate: see \"Fingerprinted, not "
+        "generated\" in the README). Save the SQL below to a file, add statements for the "
+        "remaining differences, and run `invoke plan --name \"…\" --sql-file FILE`: it is "
+        "verified against the models before it is written.",
         details="Remaining differences (- replayed plans, + models):\n"
         + format_differences(residual)
         + "\n\nGenerated SQL so far:\n"
@@ -510,6 +511,7 @@ def _preview_target(
     try:
         major = target_db.server_major(conn)
         live_fp = fingerprint(describe(conn, exclusions))
+        roles = (*config.roles, *target_db.referenced_roles(conn))
     finally:
         conn.close()
     result = PlanResult("up-to-date", target=urls.describe(url), from_fingerprint=live_fp)
@@ -519,7 +521,8 @@ def _preview_target(
             f"{config.postgres}; the preview uses a PostgreSQL {major} scratch server."
         )
     with open_scratch(
-        scratch or config.scratch, major, image=config.docker_image, progress=progress
+        scratch or config.scratch, major, image=config.docker_image, roles=roles,
+        progress=progress,
     ) as server:
         progress("building the desired schema from the models")
         desired_url = server.create_database("desired")

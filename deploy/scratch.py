@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import psycopg2
@@ -44,6 +44,7 @@ class ScratchServer:
     def __init__(self, base_url: URL) -> None:
         self._base = base_url
         self._created: list[str] = []
+        self._roles: list[str] = []
         self._prefix = f"scratch_{secrets.token_hex(3)}_"
         self.major = 0
 
@@ -70,6 +71,28 @@ class ScratchServer:
         self._created.append(dbname)
         return self.url(dbname)
 
+    def create_roles(self, names: Iterable[str]) -> None:
+        """Create each missing role (NOLOGIN), so schemas with policies `TO role` and GRANTs
+        can be built here. Roles this call created are dropped again on close."""
+        conn = psycopg2.connect(**urls.psycopg2_dsn(self._base))
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                for name in names:
+                    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+                    if cur.fetchone() is None:
+                        cur.execute(pgsql.SQL("CREATE ROLE {} NOLOGIN").format(
+                            pgsql.Identifier(name)))
+                        self._roles.append(name)
+        except psycopg2.Error as exc:
+            raise DeployError(
+                f"Could not create the roles {', '.join(names)} in the scratch server "
+                f"({(exc.pgerror or str(exc)).strip()}). The scratch server's user needs "
+                "CREATEROLE; check [tool.deploy] roles."
+            ) from None
+        finally:
+            conn.close()
+
     def drop_database(self, name: str) -> None:
         """Drop a database made by create_database; missing is fine."""
         dbname = name if name.startswith(self._prefix) else self._prefix + name
@@ -84,6 +107,9 @@ class ScratchServer:
         for dbname in list(self._created):
             with contextlib.suppress(psycopg2.Error):
                 self.drop_database(dbname)
+        for role in self._roles:  # an `url` server outlives us: leave it as we found it
+            with contextlib.suppress(psycopg2.Error):
+                self._admin(pgsql.SQL("DROP ROLE IF EXISTS {}").format(pgsql.Identifier(role)))
 
     def _admin(self, statement: pgsql.Composable | str) -> None:
         conn = psycopg2.connect(**urls.psycopg2_dsn(self._base))
@@ -373,9 +399,11 @@ def open_scratch(
     *,
     image: str = "postgres:{major}",
     url: str | None = None,
+    roles: Iterable[str] = (),
     progress: Callable[[str], None] | None = None,
 ) -> Iterator[ScratchServer]:
-    """Start a scratch server of `kind` (auto|local|docker|url) running PostgreSQL `major`.
+    """Start a scratch server of `kind` (auto|local|docker|url) running PostgreSQL `major`,
+    with `roles` created in it.
 
     `auto` uses docker when a daemon answers, else local binaries, else says what to install.
     The server and every database in it are gone when the block exits.
@@ -414,6 +442,9 @@ def open_scratch(
             )
         server = UrlServer(scratch_url, major, progress)
     try:
+        roles = list(dict.fromkeys(roles))
+        if roles:
+            server.create_roles(roles)
         yield server
     finally:
         server.close()

@@ -269,3 +269,29 @@ def sqlalchemy_engine(url: str, read_only: bool = False):  # noqa: ANN201 - sqla
 def server_major(conn: psycopg2.extensions.connection) -> int:
     """The server's major version (15 for 15.x)."""
     return conn.server_version // 10000
+
+
+# Roles named by policies, grants (ACLs) and default privileges of user objects.
+_REFERENCED_ROLES = """
+WITH grantees AS (
+    SELECT unnest(p.polroles) AS role FROM pg_policy p
+    UNION SELECT (aclexplode(c.relacl)).grantee FROM pg_class c WHERE c.relacl IS NOT NULL
+    UNION SELECT (aclexplode(a.attacl)).grantee FROM pg_attribute a WHERE a.attacl IS NOT NULL
+    UNION SELECT (aclexplode(n.nspacl)).grantee FROM pg_namespace n WHERE n.nspacl IS NOT NULL
+    UNION SELECT (aclexplode(p.proacl)).grantee FROM pg_proc p WHERE p.proacl IS NOT NULL
+    UNION SELECT (aclexplode(t.typacl)).grantee FROM pg_type t WHERE t.typacl IS NOT NULL
+    UNION SELECT (aclexplode(d.defaclacl)).grantee FROM pg_default_acl d
+)
+SELECT r.rolname FROM pg_roles r JOIN grantees g ON g.role = r.oid
+WHERE r.rolname !~ '^pg_' AND r.oid <> 10 ORDER BY 1
+"""
+
+
+def referenced_roles(conn: psycopg2.extensions.connection) -> list[str]:
+    """Roles the target's policies and grants name (besides built-in ones and the bootstrap
+    superuser), so a scratch server can be given them before building the schema."""
+    with conn.cursor() as cur:
+        cur.execute(_REFERENCED_ROLES)
+        names = [row[0] for row in cur.fetchall()]
+    conn.rollback()
+    return names

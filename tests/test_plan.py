@@ -140,16 +140,15 @@ def test_sql_file_is_verified_and_saved_as_the_plan_body(project, tmp_path):
 
 
 def test_a_change_the_differ_cannot_express_is_refused_not_half_written(project):
-    (project / "schema" / "sql" / "40_force_rls.sql").write_text(
-        "ALTER TABLE users ENABLE ROW LEVEL SECURITY;\n"
-        "ALTER TABLE users FORCE ROW LEVEL SECURITY;\n"
+    (project / "schema" / "sql" / "40_search.sql").write_text(
+        "CREATE ACCESS METHOD cards_heap TYPE TABLE HANDLER heap_tableam_handler;\n"
     )
     before = sorted((project / "schema" / "plans").iterdir())
     snapshot = (project / "schema" / "schema.sql").read_text()
     with pytest.raises(DeployError) as refused:
-        make_plan(load_config(project), name="force rls", scratch="local")
+        make_plan(load_config(project), name="search", scratch="local")
     assert "no plan was written" in refused.value.message
-    assert "force-rls" in refused.value.details
+    assert "access-method cards_heap" in refused.value.details
     assert "--sql-file" in refused.value.message
     assert sorted((project / "schema" / "plans").iterdir()) == before
     assert (project / "schema" / "schema.sql").read_text() == snapshot

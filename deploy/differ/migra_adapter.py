@@ -24,6 +24,7 @@ def migra_statements(source: Connection, target: Connection, exclusions: Exclusi
     for inspector in (migration.changes.i_from, migration.changes.i_target):
         _drop_excluded(inspector, exclusions)
     migration.set_safety(False)
+    # Privileges are diffed by repairs/privileges.py: migra's cover only some tables.
     migration.add_all_changes(privileges=False)
     result = []
     for statement in migration.statements:

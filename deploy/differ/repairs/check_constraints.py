@@ -53,7 +53,16 @@ def _rewrite(statement: str, after: Description) -> str:
     elif isinstance(node, ast.CreateDomainStmt):
         checks = [c for c in node.constraints or () if c.contype == enums.ConstrType.CONSTR_CHECK]
         if _is_varchar(node.typeName):
-            varchar_columns = {"VALUE"}
+            varchar_columns = {"value"}  # the parser folds VALUE to lower case
+    elif (isinstance(node, ast.AlterDomainStmt) and node.subtype == "C"
+          and isinstance(node.def_, ast.Constraint)
+          and node.def_.contype == enums.ConstrType.CONSTR_CHECK):
+        # ALTER DOMAIN … ADD CONSTRAINT (repairs/domains.py) on a varchar domain.
+        names = [n.sval for n in node.typeName]
+        domain = qualified(*(["public", *names] if len(names) == 1 else names[-2:]))
+        checks = [node.def_]
+        if after.get(f"type {domain}", "").startswith("domain=character varying"):
+            varchar_columns = {"value"}  # the parser folds VALUE to lower case
     else:
         return statement
     changed = False
