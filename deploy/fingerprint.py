@@ -270,8 +270,10 @@ _OPTIONAL_KINDS: dict[str, tuple[str, str]] = {
                concat_ws(' ',
                  CASE WHEN (to_jsonb(a) ->> 'attstattarget')::int >= 0
                    THEN 'statistics=' || (to_jsonb(a) ->> 'attstattarget') END,
-                 CASE WHEN a.attoptions IS NOT NULL
-                   THEN 'options=' || array_to_string(a.attoptions, ',') END,
+                 -- Only the options ALTER COLUMN … SET (…) accepts: a server build may keep
+                 -- private entries there (seen: pg_attver=… in a container image).
+                 'options=' || (SELECT string_agg(o, ',' ORDER BY o) FROM unnest(a.attoptions) o
+                   WHERE split_part(o, '=', 1) IN ('n_distinct', 'n_distinct_inherited')),
                  'compression=' || NULLIF(to_jsonb(a) ->> 'attcompression', ''),
                  CASE WHEN a.attfdwoptions IS NOT NULL
                    THEN 'fdw-options=' || array_to_string(a.attfdwoptions, ',') END,

@@ -93,3 +93,24 @@ def test_schemas_without_new_kinds_get_no_new_keys(pg):
     kinds = {key.split(" ", 1)[0] for key in description}
     assert kinds <= {"schema", "extension", "relation", "column", "constraint", "index",
                      "sequence"}, kinds
+
+
+def test_private_attribute_options_of_a_server_build_are_not_schema(pg):
+    """A server build may keep private entries in pg_attribute.attoptions (a container image
+    here wrote `pg_attver=…` on every column): only the options ALTER COLUMN … SET (…)
+    accepts are part of the schema, else the same models differ between scratch providers."""
+    plain = "create table t (id int, n int);"
+    private = plain + (
+        "update pg_attribute set attoptions = array['pg_attver=12345'] "
+        "where attrelid = 't'::regclass and attnum > 0;"
+    )
+    assert describe_sql(pg, private) == describe_sql(pg, plain)
+    sql, refusal, changed = plan(pg, private, plain)
+    assert changed == [] and refusal is None and not (sql or "").strip()
+    # n_distinct stays fingerprinted next to a private entry.
+    counted = plain + "alter table t alter column n set (n_distinct = 5);"
+    both = counted + (
+        "update pg_attribute set attoptions = attoptions || 'pg_attver=1'::text "
+        "where attrelid = 't'::regclass and attname = 'n';"
+    )
+    assert describe_sql(pg, both) == describe_sql(pg, counted) != describe_sql(pg, plain)

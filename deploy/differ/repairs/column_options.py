@@ -26,7 +26,10 @@ _QUERY = """
 SELECT format('%%I.%%I', n.nspname, c.relname), c.relkind::text,
        CASE WHEN c.relkind IN ('i', 'I') THEN a.attnum::text ELSE a.attname END,
        COALESCE((to_jsonb(a) ->> 'attstattarget')::int, -1),
-       a.attoptions, COALESCE(to_jsonb(a) ->> 'attcompression', '')
+       -- only the options ALTER COLUMN … SET (…) accepts, as the fingerprint reads them
+       (SELECT array_agg(o ORDER BY o) FROM unnest(a.attoptions) o
+        WHERE split_part(o, '=', 1) IN ('n_distinct', 'n_distinct_inherited')),
+       COALESCE(to_jsonb(a) ->> 'attcompression', '')
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'm', 'f', 'i', 'I')
