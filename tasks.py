@@ -128,19 +128,27 @@ def apply(  # noqa: PLR0913
         from deploy.applier import apply_plans
         from deploy.views import show_apply
 
-        result = apply_plans(
-            config,
-            target=target or None,
-            wait=cli.seconds("wait", wait),
-            lock_timeout=lock_timeout or None,
-            statement_timeout=statement_timeout or None,
-            retries=cli.count("retries", retries),
-            dry_run=dry_run,
-            progress=out.progress,
-        )
+        result = apply_plans(config, **_apply_options(
+            target, wait, lock_timeout, statement_timeout, retries, dry_run, out))
         return show_apply(out, result)
 
     _run("apply", format, work)
+
+
+def _apply_options(  # noqa: PLR0913
+    target: str, wait: str, lock_timeout: str, statement_timeout: str, retries: str,
+    dry_run: bool, out: Output,
+) -> dict:
+    """apply_plans' keyword arguments from the flags apply and rollback share (parsed once)."""
+    return {
+        "target": target or None,
+        "wait": cli.seconds("wait", wait),
+        "lock_timeout": lock_timeout or None,
+        "statement_timeout": statement_timeout or None,
+        "retries": cli.count("retries", retries),
+        "dry_run": dry_run,
+        "progress": out.progress,
+    }
 
 
 @task(
@@ -173,17 +181,8 @@ def rollback(  # noqa: PLR0913
         holder: dict[str, int] = {}
         action = (functools.partial(forget_action, holder=holder) if forget
                   else functools.partial(rollback_action, to=to or None))
-        result = apply_plans(
-            config,
-            target=target or None,
-            wait=cli.seconds("wait", wait),
-            lock_timeout=lock_timeout or None,
-            statement_timeout=statement_timeout or None,
-            retries=cli.count("retries", retries),
-            dry_run=dry_run,
-            progress=out.progress,
-            action=action,
-        )
+        result = apply_plans(config, action=action, **_apply_options(
+            target, wait, lock_timeout, statement_timeout, retries, dry_run, out))
         return show_rollback(out, result, holder.get("rows"))
 
     _run("rollback", format, work)
