@@ -11,6 +11,12 @@ A plan file is plain SQL whose leading `--` comment lines are its header:
 
 Plans are linked by fingerprints, not by file names: the first starts from the empty
 schema, each next one from the previous one's `to`.
+
+A plan may have two parts (expand / contract, for Railway's overlapping deploys): the header
+then has `-- expanded: sha256:<64 hex>` (the state between the parts) and the body a line
+that is exactly `-- phase: contract`. What is above that line is the expand part, run by
+the deploy that ships the new code; what is below runs in a later deploy, when no code
+that needs what it drops is still serving. A plan without the line has one part.
 """
 
 from __future__ import annotations
@@ -29,7 +35,11 @@ from deploy.errors import DeployError
 from deploy.hazards import Approval, Hazard
 
 _FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
-_HEADER_KEY = re.compile(r"^--\s*(plan|from|to|postgres|hazard|approve)\s*:\s?(.*)$")
+_HEADER_KEY = re.compile(
+    r"^--\s*(plan|from|to|expanded|postgres|hazard|approve)\s*:\s?(.*)$"
+)
+# The body line that starts a plan's contract part (compared after stripping whitespace).
+CONTRACT_MARKER = "-- phase: contract"
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,10 @@ class Plan:
     approvals: tuple[Approval, ...]
     text: str
     header_lines: int
+    # Fingerprint between the expand and the contract part; None for a one-part plan.
+    expanded_fingerprint: str | None = None
+    # 1-based file line of the CONTRACT_MARKER; None for a one-part plan.
+    contract_line: int | None = None
 
     @property
     def filename(self) -> str:
@@ -56,6 +70,34 @@ class Plan:
         """The SQL after the header, with the header's lines blanked so line numbers hold."""
         lines = self.text.split("\n")
         return "\n" * self.header_lines + "\n".join(lines[self.header_lines :])
+
+    @property
+    def two_part(self) -> bool:
+        """True when the plan has an expand and a contract part."""
+        return self.contract_line is not None
+
+    @property
+    def expand_body(self) -> str:
+        """The SQL the first deploy runs: the body above the contract marker (all of it for a
+        one-part plan). Line numbers hold, like `body`."""
+        if self.contract_line is None:
+            return self.body
+        return "\n".join(self.body.split("\n")[: self.contract_line - 1])
+
+    @property
+    def contract_body(self) -> str:
+        """The SQL a later deploy runs (empty for a one-part plan), with every line above it
+        blanked so that line numbers still match the file."""
+        if self.contract_line is None:
+            return ""
+        lines = self.text.split("\n")
+        return "\n" * (self.contract_line - 1) + "\n".join(lines[self.contract_line - 1 :])
+
+    def part_of_line(self, line: int) -> str:
+        """'expand' or 'contract': the part a 1-based file line belongs to."""
+        if self.contract_line is not None and line > self.contract_line:
+            return "contract"
+        return "expand"
 
     @property
     def sha256(self) -> str:
@@ -103,14 +145,27 @@ def parse_plan_text(path: Path, text: str) -> Plan:
     for key in ("from", "to", "postgres"):
         if key not in values:
             _damaged(path, None, f"the '-- {key}:' line is missing")
-    for key in ("from", "to"):
-        if not _FINGERPRINT.match(values[key]):
+    for key in ("from", "to", "expanded"):
+        if key in values and not _FINGERPRINT.match(values[key]):
             _damaged(
                 path, _line_of(lines, key), f"'{key}:' must be sha256: and 64 hex digits, "
                 f"found {values[key]!r}"
             )
     if not re.fullmatch(r"[0-9]{1,4}", values["postgres"]):  # isdigit() accepts '²'
         _damaged(path, _line_of(lines, "postgres"), "'postgres:' must be a major version number")
+    markers = [
+        number
+        for number, raw in enumerate(lines, start=1)
+        if number > header_lines and raw.strip() == CONTRACT_MARKER
+    ]
+    if len(markers) > 1:
+        _damaged(path, markers[1], f"'{CONTRACT_MARKER}' appears twice")
+    if markers and "expanded" not in values:
+        _damaged(path, markers[0], "the body has a contract part but the '-- expanded:' line "
+                 "is missing")
+    if "expanded" in values and not markers:
+        _damaged(path, _line_of(lines, "expanded"), f"'expanded:' is set but the body has no "
+                 f"'{CONTRACT_MARKER}' line")
     return Plan(
         path=path,
         name=values.get("plan", path.stem),
@@ -121,6 +176,8 @@ def parse_plan_text(path: Path, text: str) -> Plan:
         approvals=tuple(approvals),
         text=text,
         header_lines=header_lines,
+        expanded_fingerprint=values.get("expanded"),
+        contract_line=markers[0] if markers else None,
     )
 
 
