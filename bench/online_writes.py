@@ -41,8 +41,8 @@ from deploy.fingerprint import (  # noqa: E402
     fingerprint,
 )
 from deploy.hazards import classify  # noqa: E402
-from deploy.planner import connected  # noqa: E402
 from deploy.plans import new_plan_path, render_plan  # noqa: E402
+from deploy.proof import connected  # noqa: E402
 
 BASE = """
 CREATE TABLE parent (id int PRIMARY KEY);

@@ -28,8 +28,8 @@ from deploy.fingerprint import (
     format_differences,
 )
 from deploy.hazards import Hazard, classify, review
-from deploy.planner import connected, describe_url, prove, replay
 from deploy.plans import Plan, PlanGraph, build_graph, parse_plan, short
+from deploy.proof import connected, describe_url, prove, replay
 from deploy.scratch import ScratchServer, open_scratch
 from deploy.statements import StatementError
 
@@ -421,7 +421,7 @@ def _replay_into(
     progress: Progress,
     template: str | None = None,
 ) -> tuple[object, Description, bool]:
-    """planner.replay, recorded on each plan's check: landed, or the finding where it failed."""
+    """proof.replay, recorded on each plan's check: landed, or the finding where it failed."""
     replayed = replay(server, dbname, plans, exclusions, progress, template=template)
     for index, plan in enumerate(plans):
         check = checks[plan.path]

@@ -80,7 +80,7 @@ def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclu
     """SQL that takes the scratch database `to_db` back to the one at `from_url`, proven on
     a copy of `to_db`; DeployError when the differ cannot get there."""
     from deploy.differ import diff
-    from deploy.planner import _apply_and_compare, connected, describe_url
+    from deploy.proof import apply_and_compare, connected, describe_url
 
     to_url = server.url(server.database_name(to_db))
     from_desc = describe_url(from_url, exclusions)
@@ -97,7 +97,7 @@ def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclu
         proof_url = server.create_database(proof_name, template=to_db)
         try:
             sql = "\n\n".join(statements) + "\n"
-            residual = _apply_and_compare(proof_url, sql, from_desc, exclusions)
+            residual = apply_and_compare(proof_url, sql, from_desc, exclusions)
             if not residual:
                 return sql
             with connected(proof_url) as proof_conn, connected(from_url) as from_conn:
@@ -113,11 +113,11 @@ def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclu
 def prove(server: ScratchServer, reverse: Plan, to_db: str, from_desc: Description,
           exclusions: Exclusions, proof_name: str = "reverse_check") -> str | None:
     """Apply a reverse file to a copy of `to_db`; None when it lands on `from_desc`, else why."""
-    from deploy.planner import _apply_and_compare
+    from deploy.proof import apply_and_compare
 
     url = server.create_database(proof_name, template=to_db)
     try:
-        residual = _apply_and_compare(url, reverse.body, from_desc, exclusions,
+        residual = apply_and_compare(url, reverse.body, from_desc, exclusions,
                                       reverse.filename)
     except DeployError as exc:
         return exc.message
@@ -149,7 +149,7 @@ def _states(server: ScratchServer, chain: list[Plan], exclusions: Exclusions,
             progress: Progress) -> list[tuple[str, URL]]:
     """Scratch databases `state_0` (empty) … `state_n` (after plan n) with their URLs, each
     replayed and checked against the plans' fingerprints; DeployError when one does not land."""
-    from deploy.planner import replay
+    from deploy.proof import replay
 
     states = [("state_0", server.create_database("state_0"))]
     for number, plan in enumerate(chain, start=1):
@@ -192,7 +192,7 @@ def check_all(server: ScratchServer, chain: list[Plan], exclusions: Exclusions,
               progress: Progress) -> tuple[list[str], list[str]]:
     """(problems, notes) about the reverses of `chain`: a reverse that does not land on its
     plan's `from` is a problem; a plan without a reverse is a note."""
-    from deploy.planner import describe_url
+    from deploy.proof import describe_url
 
     problems: list[str] = []
     notes: list[str] = []

@@ -9,7 +9,7 @@ from deploy import urls
 from deploy.differ import diff
 from deploy.errors import DeployError
 from deploy.fingerprint import Exclusions, compare, describe, fingerprint
-from deploy.planner import connected, converge, describe_url
+from deploy.proof import connected, converge, describe_url
 from deploy.scratch import ScratchServer
 
 EXCLUDE = Exclusions(schemas=("schema_deploy",), tables=("alembic_version",))

@@ -28,7 +28,7 @@ from deploy.differ import diff
 from deploy.errors import DeployError
 from deploy.fingerprint import NOTHING_EXCLUDED
 from deploy.hazards import classify
-from deploy.planner import connected, converge, describe_url
+from deploy.proof import connected, converge, describe_url
 from deploy.scratch import LocalServer, find_local_binaries
 from tests.conftest import POSTGRES_MAJOR
 

@@ -8,7 +8,7 @@ import pytest
 from deploy import urls
 from deploy.differ import diff
 from deploy.fingerprint import Exclusions, compare, describe, fingerprint
-from deploy.planner import connected
+from deploy.proof import connected
 
 EXCLUDE = Exclusions(schemas=("schema_deploy",), tables=("alembic_version", "audit.log"))
 T = "create table t (id int primary key, x int, y text);"

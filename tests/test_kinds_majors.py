@@ -14,7 +14,7 @@ import pytest
 from deploy import urls
 from deploy.differ import diff
 from deploy.fingerprint import Exclusions, compare, describe
-from deploy.planner import connected
+from deploy.proof import connected
 from deploy.scratch import LocalServer
 
 MAJORS_DIR = Path(os.environ.get("DEPLOY_PG_MAJORS_DIR", "/var/cache/schema-deploy/postgres"))

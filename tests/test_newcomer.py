@@ -20,7 +20,8 @@ from deploy import target as target_db
 from deploy import urls
 from deploy.config import load_config
 from deploy.errors import DeployError
-from deploy.planner import _apply_and_compare, make_plan
+from deploy.planner import make_plan
+from deploy.proof import apply_and_compare
 from tests.conftest import REPO, run_invoke
 
 README = REPO / "README.md"
@@ -287,11 +288,11 @@ def test_enum_labels_with_single_quotes_are_planned_as_valid_sql(project):
 def test_an_error_in_generated_sql_says_the_tool_generated_it(pg):
     url = pg.new("generated")
     with pytest.raises(DeployError) as refused:
-        _apply_and_compare(url, "create type \"public\".\"m\" as enum ('it's');\n", {}, None)
+        apply_and_compare(url, "create type \"public\".\"m\" as enum ('it's');\n", {}, None)
     message = refused.value.message
     assert "this tool generated" in message and "Fix the SQL" not in message
     with pytest.raises(DeployError) as failed:
-        _apply_and_compare(url, 'alter table "public"."nope" add column "x" text;\n', {}, None)
+        apply_and_compare(url, 'alter table "public"."nope" add column "x" text;\n', {}, None)
     assert "this tool generated" in failed.value.message
 
 

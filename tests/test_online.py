@@ -22,8 +22,8 @@ from deploy.differ.repairs import online
 from deploy.errors import DeployError
 from deploy.fingerprint import compare, describe, fingerprint
 from deploy.hazards import BLOCKS_WRITES, classify
-from deploy.planner import connected
 from deploy.plans import load_chain
+from deploy.proof import connected
 from deploy.runner import plan_steps, run_steps
 from deploy.statements import split
 from tests.conftest import REPO, run_invoke

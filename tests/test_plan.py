@@ -11,8 +11,9 @@ from deploy import urls
 from deploy.config import load_config
 from deploy.errors import DeployError
 from deploy.fingerprint import describe, fingerprint
-from deploy.planner import make_plan, replay
+from deploy.planner import make_plan
 from deploy.plans import load_chain, load_plans, parse_plan
+from deploy.proof import replay
 from tests.conftest import run_invoke
 
 DECK_DESCRIPTION = "    description: Mapped[str | None] = mapped_column(Text)\n"
