@@ -93,7 +93,6 @@ UNMODELLED = [
     "ALTER TABLE users ENABLE REPLICA TRIGGER touch",
     "ALTER TABLE measurements DETACH PARTITION m2020",
     "ALTER TABLE users NO INHERIT people",
-    "ALTER TABLE users ALTER COLUMN id DROP IDENTITY",
 ]
 
 
@@ -168,3 +167,146 @@ def test_set_not_null_after_a_validated_not_null_check_does_not_block_writes() -
     for sql in (unvalidated, other):
         kinds = {h.kind for h in classify(sql, use_squawk=False) if "set not null" in h.text}
         assert "BLOCKS_WRITES" in kinds
+
+
+# Review of issues 8/11: statements the gate let through (or judged by the wrong kind) on
+# objects that existed before the plan. Each row failed before its rule.
+REVIEW_HOLES = {
+    # Old code that inserts without the id fails; the identity's sequence (its position) goes.
+    "drop identity": ("ALTER TABLE users ALTER COLUMN id DROP IDENTITY",
+                      ['BACKWARD_INCOMPATIBLE drop identity of "public"."users"."id" '
+                       "(its sequence and position go)"]),
+    "drop identity if exists": ("ALTER TABLE users ALTER COLUMN id DROP IDENTITY IF EXISTS",
+                                ['BACKWARD_INCOMPATIBLE drop identity of "public"."users"."id" '
+                                 "(its sequence and position go)"]),
+    # A sequence moved back hands out values the table already holds: duplicate keys.
+    "restart sequence": ("ALTER SEQUENCE users_id_seq RESTART",
+                         ['BACKWARD_INCOMPATIBLE restart sequence "public"."users_id_seq" '
+                          "(it may hand out values already used)"]),
+    "restart sequence with": ("ALTER SEQUENCE app.users_id_seq RESTART WITH 1 INCREMENT BY 1",
+                              ['BACKWARD_INCOMPATIBLE restart sequence "app"."users_id_seq" '
+                               "(it may hand out values already used)"]),
+    "restart identity": ("ALTER TABLE users ALTER COLUMN id RESTART WITH 1",
+                         ['BACKWARD_INCOMPATIBLE restart identity of "public"."users"."id" '
+                          "(it may hand out values already used)"]),
+    # Rewritten, and from then on emptied by a crash and missing on replicas.
+    "set unlogged": ("ALTER TABLE events SET UNLOGGED",
+                     ['DELETES_DATA alter table "public"."events" set unlogged',
+                      'TABLE_REWRITE alter table "public"."events" set unlogged']),
+    # Runs the view's query (code) and rewrites it under ACCESS EXCLUSIVE: its readers wait.
+    "refresh materialized view": (
+        "REFRESH MATERIALIZED VIEW totals",
+        ['TABLE_REWRITE refresh materialized view "public"."totals" without CONCURRENTLY',
+         'UNVERIFIED refresh materialized view "public"."totals" runs its query: '
+         "REFRESH MATERIALIZED VIEW totals"]),
+    "refresh materialized view concurrently": (
+        "REFRESH MATERIALIZED VIEW CONCURRENTLY totals",
+        ['UNVERIFIED refresh materialized view "public"."totals" runs its query: '
+         "REFRESH MATERIALIZED VIEW CONCURRENTLY totals"]),
+    "refresh materialized view with no data": (
+        "REFRESH MATERIALIZED VIEW totals WITH NO DATA",
+        ['BACKWARD_INCOMPATIBLE refresh materialized view "public"."totals" with no data']),
+    # Harmless: a label changes no row and no name (grants are modelled the same way).
+    "security label": ("SECURITY LABEL FOR selinux ON TABLE users IS 'system_u:object_r:x'", []),
+    "security label on a column": (
+        "SECURITY LABEL ON COLUMN users.email IS 'secret'", []),
+}
+
+
+@pytest.mark.parametrize("name", REVIEW_HOLES)
+def test_review_holes_are_closed(name: str) -> None:
+    sql, expected = REVIEW_HOLES[name]
+    assert texts(sql) == expected
+
+
+# Found in review to be judged right already; kept here so they stay so.
+REVIEW_KEPT = {
+    # A volatile default on an existing column only fills future inserts: no rewrite.
+    "set volatile default": ("ALTER TABLE users ALTER COLUMN token SET DEFAULT random()", set()),
+    "rename enum value": ("ALTER TYPE mood RENAME VALUE 'meh' TO 'neutral'",
+                          {"BACKWARD_INCOMPATIBLE"}),
+    "truncate in a function created and called": (
+        "CREATE FUNCTION wipe() RETURNS void LANGUAGE sql AS $$ TRUNCATE users $$;\n"
+        "SELECT wipe();", {UNVERIFIED}),
+    "comment": ("COMMENT ON TABLE users IS 'who signs in'", set()),
+    "cluster": ("CLUSTER users USING users_pkey", {"TABLE_REWRITE"}),
+    "cluster all": ("CLUSTER", {"TABLE_REWRITE"}),
+    "vacuum full": ("VACUUM (FULL) users", {"TABLE_REWRITE"}),
+    "vacuum full off": ("VACUUM (FULL false) users", set()),
+    "reindex": ("REINDEX INDEX users_pkey", {"BLOCKS_WRITES"}),
+    "reindex concurrently": ("REINDEX (CONCURRENTLY) TABLE users", set()),
+    "restart of a sequence the plan created": (
+        "CREATE SEQUENCE s; ALTER SEQUENCE s RESTART WITH 5", set()),
+    "sequence options other than restart": ("ALTER SEQUENCE s START WITH 5 CACHE 10", set()),
+    "drop identity on a table the plan created": (
+        "CREATE TABLE t (id int GENERATED ALWAYS AS IDENTITY);\n"
+        "ALTER TABLE t ALTER COLUMN id DROP IDENTITY", set()),
+    "refresh of a view the plan created": (
+        "CREATE MATERIALIZED VIEW mv AS SELECT 1 AS one WITH NO DATA;\n"
+        "REFRESH MATERIALIZED VIEW mv", {UNVERIFIED}),
+}
+
+
+@pytest.mark.parametrize("name", REVIEW_KEPT)
+def test_review_cases_already_judged_right(name: str) -> None:
+    sql, expected = REVIEW_KEPT[name]
+    assert kinds(sql) == expected, texts(sql)
+
+
+# What the identity repair (deploy/differ/repairs/identity.py) writes. Its setval moves a
+# sequence this plan created (nobody has drawn from it yet), to the position of the one it
+# replaces: never backwards under a running application.
+SERIAL_TO_IDENTITY = """\
+alter table "public"."users" alter column "id" drop default;
+ALTER SEQUENCE "public"."users_id_seq" RENAME TO "users_id_seq__serial_old";
+ALTER TABLE "public"."users" ALTER COLUMN "id" ADD GENERATED BY DEFAULT AS IDENTITY \
+(SEQUENCE NAME "public"."users_id_seq" START WITH 1);
+SELECT setval('"public"."users_id_seq"', last_value, is_called) FROM \
+"public"."users_id_seq__serial_old";
+DROP SEQUENCE "public"."users_id_seq__serial_old";
+"""
+IDENTITY_TO_SERIAL = """\
+CREATE SEQUENCE "public"."users_id_seq__serial_new" AS integer;
+SELECT setval('"public"."users_id_seq__serial_new"', last_value, is_called) FROM \
+"public"."users_id_seq";
+ALTER TABLE "public"."users" ALTER COLUMN "id" DROP IDENTITY;
+ALTER SEQUENCE "public"."users_id_seq__serial_new" RENAME TO "users_id_seq";
+ALTER TABLE "public"."users" ALTER COLUMN "id" SET DEFAULT \
+nextval('"public"."users_id_seq"'::regclass);
+"""
+
+
+SETVAL_ON_A_NEW_SEQUENCE = [
+    SERIAL_TO_IDENTITY,
+    IDENTITY_TO_SERIAL,
+    "CREATE TABLE t (id int GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME app.t_ids));\n"
+    "SELECT pg_catalog.setval('app.t_ids'::regclass, 5, false);",
+    "ALTER TABLE users ADD COLUMN n int GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME users_n);\n"
+    "SELECT setval('USERS_N', 5);",
+]
+
+
+@pytest.mark.parametrize("sql", SETVAL_ON_A_NEW_SEQUENCE)
+def test_setval_on_a_sequence_the_plan_created_is_no_hazard(sql: str) -> None:
+    assert [t for t in texts(sql) if "setval" in t] == []
+
+
+SETVAL_ON_A_LIVE_SEQUENCE = [
+    "SELECT setval('public.users_id_seq', 1)",
+    "SELECT pg_catalog.setval('users_id_seq'::regclass, 1, false)",
+    # greatest() does not help: a concurrent nextval between the read and the set is lost.
+    "SELECT setval('users_id_seq', greatest(last_value, (SELECT max(id) FROM users))) "
+    "FROM users_id_seq",
+    # Created in the plan, but under another name than the one set.
+    "CREATE SEQUENCE s2; SELECT setval('s', 1)",
+    # The plan's sequence was renamed away: the name now means another (older) one.
+    "CREATE SEQUENCE s; ALTER SEQUENCE s RENAME TO s_new; SELECT setval('s', 1)",
+    # Not a literal name: cannot tell which sequence moves.
+    "CREATE SEQUENCE s; SELECT setval(format('%s', 's'), 1)",
+]
+
+
+@pytest.mark.parametrize("sql", SETVAL_ON_A_LIVE_SEQUENCE)
+def test_setval_on_a_sequence_that_existed_before_is_unverified(sql: str) -> None:
+    assert [h.kind for h in classify(sql, use_squawk=False) if "setval" in h.text] == [
+        UNVERIFIED], texts(sql)

@@ -6,7 +6,8 @@ statement says what is hazardous about it:
   drop.py         DROP …
   rename.py       RENAME, SET SCHEMA, enum value renames
   alter_table.py  ALTER TABLE subcommands
-  index.py        CREATE INDEX, REINDEX, VACUUM FULL, CLUSTER
+  index.py        CREATE INDEX, REINDEX, VACUUM FULL, CLUSTER, REFRESH MATERIALIZED VIEW
+  sequence.py     ALTER SEQUENCE … RESTART, setval() on a sequence the plan created
   dml.py          DELETE/UPDATE/INSERT/MERGE (also inside CTEs), TRUNCATE
   unverified.py   default-deny: DO, CALL, CREATE TABLE AS, calls, kinds no rule models
   squawk.py       squawk as a second opinion

@@ -49,6 +49,9 @@ NON_VOLATILE_FUNCTIONS = frozenset(
     }
 )
 
+# Why moving a sequence that existed before the plan is a hazard.
+REPEATS = "it may hand out values already used"
+
 _SERIAL_TYPES = frozenset({"smallserial", "serial", "bigserial", "serial2", "serial4", "serial8"})
 
 # Subcommands that neither rewrite, scan under a strong lock, lose data nor break old code:
@@ -77,7 +80,7 @@ _HARMLESS_SUBCOMMANDS = frozenset(
 
 # Subcommands with no parse-tree rule that squawk judges (row-level security, ownership,
 # replica identity, …). Any other subcommand without a rule is UNVERIFIED (default-deny):
-# enabling or disabling triggers and rules, ATTACH/DETACH PARTITION, INHERIT, DROP IDENTITY…
+# enabling or disabling triggers and rules, ATTACH/DETACH PARTITION, INHERIT…
 _SQUAWK_JUDGED = frozenset(
     {
         AT.AT_EnableRowSecurity,
@@ -142,9 +145,21 @@ def classify_alter_table(
         elif sub == AT.AT_SetTableSpace:
             out.add(f"alter {word} {names.qname(table)} set tablespace {names.q(cmd.name)}",
                     TABLE_REWRITE)
-        elif sub in (AT.AT_SetLogged, AT.AT_SetUnLogged):
-            state = "logged" if sub == AT.AT_SetLogged else "unlogged"
-            out.add(f"alter {word} {names.qname(table)} set {state}", TABLE_REWRITE)
+        elif sub == AT.AT_SetLogged:
+            out.add(f"alter {word} {names.qname(table)} set logged", TABLE_REWRITE)
+        elif sub == AT.AT_SetUnLogged:
+            # From then on a crash empties the table, and replicas do not have its rows.
+            out.add(f"alter {word} {names.qname(table)} set unlogged",
+                    TABLE_REWRITE, DELETES_DATA)
+        elif sub == AT.AT_DropIdentity:
+            # Old code that inserts without the column now fails; the sequence goes with
+            # its position, so a later identity or default would start again from 1.
+            out.add(f"drop identity of {names.qcol(col)} (its sequence and position go)",
+                    BACKWARD_INCOMPATIBLE)
+        elif sub == AT.AT_SetIdentity and option_given(cmd.def_, "restart"):
+            out.add(f"restart identity of {names.qcol(col)} ({REPEATS})", BACKWARD_INCOMPATIBLE)
+        elif sub == AT.AT_AddIdentity:
+            plan.relations.update(identity_sequences(cmd.def_, plan))
         elif sub == AT.AT_SetAccessMethod:
             out.add(f"alter {word} {names.qname(table)} set access method "
                     f"{names.q(cmd.name or '')}", TABLE_REWRITE)
@@ -179,6 +194,8 @@ def _add_column(cd: ast.ColumnDef, table: Key, plan: PlanState, out: Result) -> 
                 TABLE_REWRITE)
     if CT.CONSTR_IDENTITY in types:
         out.add(f"add column {qcol} generated as identity", TABLE_REWRITE)
+        for c in constraints:
+            plan.relations.update(identity_sequences(c, plan))
     for c in constraints:
         if c.contype == CT.CONSTR_GENERATED and c.generated_kind != "v":
             out.add(f"add column {qcol} generated always as stored", TABLE_REWRITE)
@@ -196,6 +213,26 @@ def _add_column(cd: ast.ColumnDef, table: Key, plan: PlanState, out: Result) -> 
         if c.contype in inline and not (c.contype in (CT.CONSTR_FOREIGN, CT.CONSTR_CHECK)
                                         and c.skip_validation):
             out.add(f"add column {qcol} with {inline[c.contype]} constraint", BLOCKS_WRITES)
+
+
+def option_given(options: object, name: str) -> bool:
+    """Whether a DefElem list (ALTER SEQUENCE, ALTER COLUMN … SET …) holds option `name`."""
+    return any(isinstance(o, ast.DefElem) and o.defname == name for o in options or ())
+
+
+def identity_sequences(c: ast.Node | None, plan: PlanState) -> set[Key]:
+    """The sequence an identity constraint creates, when it names it (SEQUENCE NAME): only
+    then is its name certain (an implicit name may get a suffix on a clash)."""
+    if not isinstance(c, ast.Constraint) or c.contype != CT.CONSTR_IDENTITY:
+        return set()
+    found = set()
+    for o in c.options or ():
+        if isinstance(o, ast.DefElem) and o.defname == "sequence_name":
+            parts = [s.sval for s in o.arg if isinstance(s, ast.String)]
+            rv = ast.RangeVar(schemaname=parts[-2] if len(parts) > 1 else None,
+                              relname=parts[-1], relpersistence="p", inh=True)
+            found.add(names.created_relation(rv, plan))
+    return found
 
 
 def _add_constraint(c: ast.Constraint, table: Key, plan: PlanState, out: Result) -> None:

@@ -3,20 +3,25 @@ and remember what the plan created (statements on those objects carry no hazards
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from pglast import ast, enums
 
 from deploy.hazards import names
-from deploy.hazards.alter_table import classify_alter_table
+from deploy.hazards.alter_table import classify_alter_table, identity_sequences
 from deploy.hazards.dml import DML_NODES, classify_dml, classify_truncate
 from deploy.hazards.drop import classify_drop
 from deploy.hazards.index import (
     classify_cluster,
     classify_index,
+    classify_refresh,
     classify_reindex,
     classify_vacuum,
 )
-from deploy.hazards.model import ALL_KINDS, KINDS, TEMP_SCHEMA, Hazard, PlanState, Result
+from deploy.hazards.model import ALL_KINDS, KINDS, TEMP_SCHEMA, Hazard, Key, PlanState, Result
 from deploy.hazards.rename import classify_alter_enum, classify_rename, classify_set_schema
+from deploy.hazards.sequence import classify_alter_sequence
 from deploy.hazards.squawk import squawk_hazards
 from deploy.hazards.unverified import classify_unverified
 from deploy.statements import ParsedStatement, parse, walk
@@ -45,6 +50,8 @@ _DECIDED_NODES = (
     ast.CreateDomainStmt,
     ast.CreateTrigStmt,
     ast.CommentStmt,
+    ast.SecLabelStmt,
+    ast.RefreshMatViewStmt,
     ast.DoStmt,
     ast.CallStmt,
 )
@@ -79,65 +86,85 @@ def classify(sql: str, *, use_squawk: bool = True) -> list[Hazard]:
     return unique
 
 
+# One rule per statement kind; each sees the names as they stand before the statement.
+# Called as rule(statement, its index in the plan, plan state, result).
+Rule = Callable[[ParsedStatement, int, PlanState, Result], None]
+
+
+def _on_node(rule: Callable[[Any, PlanState, Result], None]) -> Rule:
+    return lambda p, _index, plan, out: rule(p.node, plan, out)
+
+
+def _on_node_and_text(rule: Callable[[Any, str, PlanState, Result], None]) -> Rule:
+    return lambda p, _index, plan, out: rule(p.node, p.statement.sql, plan, out)
+
+
+_RULES: dict[type[ast.Node], Rule] = {
+    # A drop looks ahead: migra drops and re-creates views and functions.
+    ast.DropStmt: lambda p, index, plan, out: classify_drop(p.node, index, plan, out),
+    ast.AlterTableStmt: _on_node_and_text(classify_alter_table),
+    ast.RefreshMatViewStmt: _on_node_and_text(classify_refresh),
+    ast.RenameStmt: _on_node(classify_rename),
+    ast.AlterObjectSchemaStmt: _on_node(classify_set_schema),
+    ast.AlterEnumStmt: _on_node(classify_alter_enum),
+    ast.AlterSeqStmt: _on_node(classify_alter_sequence),
+    ast.IndexStmt: _on_node(classify_index),
+    ast.ReindexStmt: _on_node(classify_reindex),
+    ast.VacuumStmt: _on_node(classify_vacuum),
+    ast.ClusterStmt: _on_node(classify_cluster),
+    ast.TruncateStmt: _on_node(classify_truncate),
+}
+
+
 def _classify_statement(p: ParsedStatement, index: int, plan: PlanState, out: Result) -> None:
     node = p.node
     if isinstance(node, _DECIDED_NODES):
         out.decided |= ALL_KINDS
     if isinstance(node, ast.CreateStmt) and node.partbound is None:
         out.decided |= ALL_KINDS  # PARTITION OF locks (and may scan) an existing parent
-    # Rules see the names as they stand before the statement; then the statement's own
-    # creations count, and code it runs may have changed search_path.
-    if isinstance(node, ast.DropStmt):
-        classify_drop(node, index, plan, out)
-    elif isinstance(node, ast.AlterTableStmt):
-        classify_alter_table(node, p.statement.sql, plan, out)
-    elif isinstance(node, ast.RenameStmt):
-        classify_rename(node, plan, out)
-    elif isinstance(node, ast.AlterObjectSchemaStmt):
-        classify_set_schema(node, plan, out)
-    elif isinstance(node, ast.AlterEnumStmt):
-        classify_alter_enum(node, plan, out)
-    elif isinstance(node, ast.IndexStmt):
-        classify_index(node, plan, out)
-    elif isinstance(node, ast.ReindexStmt):
-        classify_reindex(node, plan, out)
-    elif isinstance(node, ast.VacuumStmt):
-        classify_vacuum(node, plan, out)
-    elif isinstance(node, ast.ClusterStmt):
-        classify_cluster(node, plan, out)
-    elif isinstance(node, ast.TruncateStmt):
-        classify_truncate(node, plan, out)
+    rule = _RULES.get(type(node))
+    if rule is not None:
+        rule(p, index, plan, out)
     if any(isinstance(n, DML_NODES) for n in walk(node)):
         classify_dml(node, p.statement.sql, plan, out)
+    # Then the statement's own creations count, and code it runs may have changed search_path.
     classify_unverified(node, p.statement.sql, plan, out)
     _record_creations(node, plan)
+
+
+# Where a CREATE names the relation or type it makes.
+_NEW_RELATIONS: dict[type[ast.Node], Callable[[Any], ast.RangeVar]] = {
+    ast.CreateStmt: lambda n: n.relation,
+    ast.CreateTableAsStmt: lambda n: n.into.rel,
+    ast.CreateSeqStmt: lambda n: n.sequence,
+}
+_NEW_TYPES: dict[type[ast.Node], Callable[[Any, PlanState], Key]] = {
+    ast.CreateEnumStmt: lambda n, plan: names.created_type(n.typeName, plan),
+    ast.CompositeTypeStmt: lambda n, plan: names.created_relation(n.typevar, plan),
+    ast.CreateDomainStmt: lambda n, plan: names.created_type(n.domainname, plan),
+}
 
 
 def _record_creations(node: ast.Node, plan: PlanState) -> None:
     """Objects the statement creates. IF NOT EXISTS may have met an old object: only a plain
     CREATE proves it is new."""
-    if isinstance(node, ast.CreateStmt):
+    relation = _NEW_RELATIONS.get(type(node))
+    if relation is not None:
         if not node.if_not_exists:
-            plan.relations.add(names.created_relation(node.relation, plan))
-    elif isinstance(node, ast.CreateTableAsStmt):
-        if not node.if_not_exists:
-            plan.relations.add(names.created_relation(node.into.rel, plan))
+            plan.relations.add(names.created_relation(relation(node), plan))
+            # A new table's identity columns make sequences (certain only when named).
+            for element in getattr(node, "tableElts", None) or ():
+                for c in getattr(element, "constraints", None) or ():
+                    plan.relations.update(identity_sequences(c, plan))
     elif isinstance(node, ast.SelectStmt) and node.intoClause is not None:
         plan.relations.add(names.created_relation(node.intoClause.rel, plan))
-    elif isinstance(node, ast.CreateSeqStmt):
-        if not node.if_not_exists:
-            plan.relations.add(names.created_relation(node.sequence, plan))
     elif isinstance(node, ast.ViewStmt):
         key = _view_key(node, plan)
         plan.views.add(key)
         if not node.replace:  # OR REPLACE may be replacing a view old code uses
             plan.relations.add(key)
-    elif isinstance(node, ast.CreateEnumStmt):
-        plan.types.add(names.created_type(node.typeName, plan))
-    elif isinstance(node, ast.CompositeTypeStmt):
-        plan.types.add(names.created_relation(node.typevar, plan))
-    elif isinstance(node, ast.CreateDomainStmt):
-        plan.types.add(names.created_type(node.domainname, plan))
+    elif type(node) in _NEW_TYPES:
+        plan.types.add(_NEW_TYPES[type(node)](node, plan))
     elif isinstance(node, ast.CreateFunctionStmt):
         plan.functions.add(names.function_name(node.funcname, plan))
 

@@ -1,12 +1,19 @@
 """Index builds and table maintenance: what holds a strong lock for a whole build or scan
-(BLOCKS_WRITES) or rewrites the table (TABLE_REWRITE)."""
+(BLOCKS_WRITES) or rewrites the table (TABLE_REWRITE), and materialized view refreshes."""
 
 from __future__ import annotations
 
 from pglast import ast, enums
 
 from deploy.hazards import names
-from deploy.hazards.model import BLOCKS_WRITES, TABLE_REWRITE, PlanState, Result
+from deploy.hazards.model import (
+    BACKWARD_INCOMPATIBLE,
+    BLOCKS_WRITES,
+    TABLE_REWRITE,
+    UNVERIFIED,
+    PlanState,
+    Result,
+)
 from deploy.statements import option_enabled
 
 
@@ -63,3 +70,19 @@ def classify_cluster(node: ast.ClusterStmt, plan: PlanState, out: Result) -> Non
     table = names.relation(node.relation, plan)
     if table not in plan.relations:
         out.add(f"cluster {names.qname(table)}", TABLE_REWRITE)
+
+
+def classify_refresh(node: ast.RefreshMatViewStmt, sql: str, plan: PlanState,
+                     out: Result) -> None:
+    """REFRESH MATERIALIZED VIEW runs the view's stored query (code this plan cannot read),
+    and without CONCURRENTLY rewrites it under ACCESS EXCLUSIVE: its readers wait."""
+    view = names.relation(node.relation, plan)
+    target = f"refresh materialized view {names.qname(view)}"
+    if node.skipData:  # empties it: readers get an error until the next refresh
+        if view not in plan.relations:
+            out.add(f"{target} with no data", BACKWARD_INCOMPATIBLE)
+        return
+    if not node.concurrent and view not in plan.relations:
+        out.add(f"{target} without CONCURRENTLY", TABLE_REWRITE)
+    out.add(f"{target} runs its query: {names.label(sql)}", UNVERIFIED)
+    plan.search_path_changed()  # the query's functions may have set it

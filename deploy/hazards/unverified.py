@@ -18,6 +18,7 @@ from deploy.hazards import names
 from deploy.hazards.alter_table import NON_VOLATILE_FUNCTIONS
 from deploy.hazards.dml import DML_NODES
 from deploy.hazards.model import UNVERIFIED, PlanState, Result
+from deploy.hazards.sequence import sets_own_sequence
 from deploy.statements import DEFAULT_SCHEMA, walk
 
 # Statement kinds whose effect the rule modules model (DDL migra generates, and maintenance).
@@ -53,6 +54,9 @@ MODELLED = (
     ast.CreatePolicyStmt,
     ast.AlterPolicyStmt,
     ast.CreateStatsStmt,
+    ast.RefreshMatViewStmt,
+    # A label changes no row and no name; like GRANT it only matters to a security provider.
+    ast.SecLabelStmt,
     # Session settings and savepoints: the runner refuses the ones that would matter
     # (deploy.session); what it lets through changes no data.
     ast.VariableSetStmt,
@@ -141,6 +145,8 @@ def _calls(node: ast.Node, stmt_label: str, plan: PlanState, out: Result) -> Non
                                         in plan.functions)
         if parts[-1].lower() == "set_config":
             plan.search_path_changed()
+        if not own and sets_own_sequence(n, plan):
+            continue  # moves a sequence nobody has drawn from yet (deploy.hazards.sequence)
         if own or (query and not (builtin and parts[-1].lower() in SAFE_FUNCTIONS)):
             name = names.qname(key) if not builtin or own else parts[-1]
             if name not in seen:

@@ -1,0 +1,59 @@
+"""Sequences: a sequence that existed before the plan is in use by the running code, and
+moving it back makes it hand out values the tables already hold (duplicate keys).
+
+ALTER SEQUENCE … RESTART on such a sequence is BACKWARD_INCOMPATIBLE. `setval()` is a call,
+so the default-deny already asks for an approval; it is proven harmless only on a sequence
+this plan created (nobody has drawn from it yet), named by a literal — the form the identity
+repairs write. `greatest(last_value, max(id))` proves nothing: a concurrent nextval between
+the read and the set is lost.
+"""
+
+from __future__ import annotations
+
+from pglast import ast, parser
+from pglast.parser import ParseError
+
+from deploy.hazards import names
+from deploy.hazards.alter_table import REPEATS, option_given
+from deploy.hazards.model import BACKWARD_INCOMPATIBLE, PlanState, Result
+
+
+def classify_alter_sequence(node: ast.AlterSeqStmt, plan: PlanState, out: Result) -> None:
+    """RESTART of a sequence that existed before the plan."""
+    key = names.relation(node.sequence, plan)
+    if key not in plan.relations and option_given(node.options, "restart"):
+        out.add(f"restart sequence {names.qname(key)} ({REPEATS})", BACKWARD_INCOMPATIBLE)
+
+
+def sets_own_sequence(call: ast.FuncCall, plan: PlanState) -> bool:
+    """Whether `call` is [pg_catalog.]setval('<name>'[::regclass], …) on a sequence this plan
+    created (and still holds under that name)."""
+    parts = [s.sval for s in call.funcname if isinstance(s, ast.String)]
+    if parts[-1].lower() != "setval" or (len(parts) > 1 and parts[0] != "pg_catalog"):
+        return False
+    target = _sequence_named(call.args[0]) if call.args else None
+    return target is not None and names.relation(target, plan) in plan.relations
+
+
+def _sequence_named(arg: ast.Node) -> ast.RangeVar | None:
+    """The relation a regclass argument names when it is a string literal, as the server
+    reads the text (quotes, case folding), else None."""
+    if isinstance(arg, ast.TypeCast) and arg.typeName.names[-1].sval == "regclass":
+        arg = arg.arg
+    if not (isinstance(arg, ast.A_Const) and isinstance(arg.val, ast.String)):
+        return None
+    # regclass input is a possibly qualified name: read it with the server's own parser.
+    try:
+        [raw] = parser.parse_sql(f"SELECT FROM {arg.val.sval}")
+    except (ParseError, ValueError):
+        return None
+    select = raw.stmt
+    if (not isinstance(select, ast.SelectStmt) or len(select.fromClause or ()) != 1
+            or select.whereClause is not None or select.targetList):
+        return None
+    rv = select.fromClause[0]
+    if not isinstance(rv, ast.RangeVar) or rv.alias is not None or rv.catalogname \
+            or not rv.inh:
+        return None
+    return rv
+
