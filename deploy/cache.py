@@ -6,7 +6,9 @@ Two kinds of entries, each keyed by a sha256 of everything its value is a functi
 * **desired**: the models' description, fingerprint and full DDL (for `schema.sql`), keyed
   by the models' compiled DDL (as `create_all` would emit it, compiled without a server),
   the `sql/*.sql` files' bytes, the extensions, the PostgreSQL major, the exclusions and the
-  tool's version (the source of `deploy/` and the versions of the libraries it builds on).
+  tool's version: the source of the `deploy` modules that compute cached answers (found from
+  the imports of the modules that use this cache; see answer_modules) and the versions of
+  the libraries it builds on. Editing another module (a message in status.py) keeps them.
 * **head**: the description after replaying the chain of plans, keyed by the plan files'
   bytes in chain order (plus major, exclusions and tool version). Written only after a
   replay in which every plan landed on its `to`, so it records which plan bytes are proven.
@@ -20,13 +22,14 @@ Location: `$SCHEMA_DEPLOY_CACHE_DIR`, else `$XDG_CACHE_HOME/schema-deploy`, else
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import importlib.util
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -74,15 +77,109 @@ def cache_dir() -> Path:
 
 @cache
 def tool_version() -> str:
-    """sha256 of the engine's own source and its libraries' versions: any change is a new key."""
+    """sha256 of the engine source that computes cached answers (answer_modules) and of its
+    libraries' versions: any change to those is a new key."""
     digest = hashlib.sha256(f"format {FORMAT}\n".encode())
-    package = Path(__file__).resolve().parent
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+    digest.update(_engine_digest(Path(__file__).resolve().parent).encode() + b"\n")
     for package_name in _PACKAGES:
         digest.update(f"{package_name}={_installed_version(package_name)}\n".encode())
     return digest.hexdigest()
+
+
+def source_digest(package: Path, files: list[tuple[str, str | None, bytes]] | None = None
+                  ) -> str:
+    """sha256 of the paths and bytes of the package's answer_modules, and of every file in it
+    that is not Python (data the code may read). Editing any other module keeps it."""
+    files = _package_files(package) if files is None else files
+    keep = answer_modules(package.name, {module: data for _, module, data in files if module})
+    digest = hashlib.sha256()
+    for relative, module, data in files:
+        if module is None or module in keep:
+            digest.update(relative.encode() + b"\0" + data + b"\0")
+    return digest.hexdigest()
+
+
+def answer_modules(package: str, sources: dict[str, bytes]) -> set[str]:
+    """The modules whose code can change what the cache stores: this one, every module that
+    reads or writes the cache (the ones importing it), and every package module these
+    import, transitively — also imports inside functions, so a new module that matters is
+    found, never forgotten in a list. Presentation (status, report, cli, …) stays out."""
+    imports = {name: _imported(name, data, package, sources) for name, data in sources.items()}
+    me = f"{package}.cache"
+    todo = [me, *(name for name, found in imports.items() if me in found)]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name not in seen and name in sources:
+            seen.add(name)
+            todo.extend(imports[name])
+    return seen
+
+
+def _imported(module: str, data: bytes, package: str, known: dict[str, bytes]) -> set[str]:
+    """The package's modules that a module's source imports anywhere (inside functions too),
+    with the packages on their path (their __init__ runs too)."""
+    found: set[str] = set()
+    for node in _statements(ast.parse(data).body):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the module's own package upwards
+                is_package = any(name.startswith(module + ".") for name in known)
+                parts = module.split(".")
+                parts = parts[: len(parts) - node.level + is_package]
+                base = ".".join([*parts, base]) if base else ".".join(parts)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    result = set()
+    for name in found:
+        parts = name.split(".")
+        if parts[0] == package:
+            result.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return result & known.keys()
+
+
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement, nested ones included (an import is always a statement: walking the
+    expressions too would cost five times as much)."""
+    for statement in body:
+        yield statement
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            nested = getattr(statement, field, None)
+            if isinstance(nested, list):
+                yield from _statements(nested)
+
+
+def _package_files(package: Path) -> list[tuple[str, str | None, bytes]]:
+    """(path in the package, module name or None when not Python, bytes) of every file."""
+    files = []
+    for path in sorted(package.rglob("*")):
+        if not path.is_file() or "__pycache__" in path.parts:
+            continue
+        relative = path.relative_to(package)
+        module = None
+        if path.suffix == ".py":
+            parts = [package.name, *relative.with_suffix("").parts]
+            module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        files.append((relative.as_posix(), module, path.read_bytes()))
+    return files
+
+
+def _engine_digest(package: Path) -> str:
+    """source_digest(package), remembered under the digest of the whole tree's bytes: reading
+    the imports of ~90 modules costs ~65 ms a process, hashing their bytes ~2 ms."""
+    files = _package_files(package)
+    whole = hashlib.sha256()
+    for relative, _, data in files:
+        whole.update(relative.encode() + b"\0" + data + b"\0")
+    key = whole.hexdigest()
+    known = load_payload("engine", key)
+    if isinstance(known, str):
+        return known
+    narrowed = source_digest(package, files)
+    store_payload("engine", key, narrowed)
+    return narrowed
 
 
 def _installed_version(package_name: str) -> str:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from deploy import cache
 from deploy.checker import run_check
 from deploy.config import load_config
@@ -247,7 +249,6 @@ def test_the_ci_workflow_restores_and_saves_the_cache():
 
 
 def test_hazards_of_an_unchanged_plan_are_classified_once(private_cache, monkeypatch):
-    import pytest
 
     from deploy import hazards as hazards_module
     from deploy.statements import StatementError
@@ -374,3 +375,72 @@ def test_gc_is_paused_only_inside_the_block():
         assert not gc.isenabled()  # a caller's choice is kept
     finally:
         gc.enable()
+
+
+# --- the engine's part of every key ----------------------------------------------------------
+
+ENGINE = Path(cache.__file__).resolve().parent
+
+
+def engine_copy(tmp_path: Path) -> Path:
+    import shutil
+
+    copy = tmp_path / "deploy"
+    shutil.copytree(ENGINE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def edit(path: Path, text: str = "\n# edited\n") -> None:
+    path.write_text(path.read_text() + text)
+
+
+def test_editing_a_module_that_computes_no_cached_answer_keeps_the_engine_key(tmp_path):
+    copy = engine_copy(tmp_path)
+    before = cache.source_digest(copy)
+    status = copy / "status.py"
+    status.write_text(status.read_text().replace('"""', '"""Reworded: ', 1))
+    edit(copy / "report.py")
+    assert cache.source_digest(copy) == before
+    edit(copy / "fingerprint.py")
+    assert cache.source_digest(copy) != before
+
+
+@pytest.mark.parametrize("statement", ["from deploy.helper import X",
+                                       "from ...helper import X"])
+def test_a_new_module_imported_where_answers_are_computed_is_in_the_engine_key(
+    tmp_path, statement
+):
+    copy = engine_copy(tmp_path)
+    helper = copy / "helper.py"
+    helper.write_text("X = 1\n")
+    alone = cache.source_digest(copy)
+    helper.write_text("X = 2\n")
+    assert cache.source_digest(copy) == alone  # nothing imports it
+    # Imported inside a function of a differ repair (relative or absolute).
+    edit(copy / "differ" / "repairs" / "identity.py",
+         f"\n\ndef _later() -> int:\n    {statement}\n    return X\n")
+    imported = cache.source_digest(copy)
+    helper.write_text("X = 3\n")
+    assert cache.source_digest(copy) != imported
+
+
+def test_the_modules_behind_cached_answers_are_found_from_the_imports():
+    files = cache._package_files(ENGINE)
+    modules = cache.answer_modules("deploy", {m: data for _, m, data in files if m})
+    assert {"deploy", "deploy.cache", "deploy.planner", "deploy.checker", "deploy.reverse",
+            "deploy.desired", "deploy.fingerprint", "deploy.viewdef", "deploy.proof",
+            "deploy.runner", "deploy.statements", "deploy.hazards", "deploy.hazards.core",
+            "deploy.hazards.sequence", "deploy.differ.repairs.identity"} <= modules
+    assert not {"deploy.status", "deploy.report", "deploy.cli", "deploy.health"} & modules
+
+
+def test_the_engine_key_is_remembered_by_the_whole_trees_bytes(tmp_path, private_cache,
+                                                                monkeypatch):
+    copy = engine_copy(tmp_path)
+    first = cache._engine_digest(copy)
+    assert first == cache.source_digest(copy) and len(entries(private_cache, "engine")) == 1
+    calls: list[object] = []
+    monkeypatch.setattr(cache, "source_digest", lambda *args: calls.append(args) or "again")
+    assert cache._engine_digest(copy) == first and calls == []  # read, not computed
+    edit(copy / "status.py")
+    assert cache._engine_digest(copy) == "again"  # another tree: computed again
