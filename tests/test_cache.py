@@ -249,7 +249,6 @@ def test_the_ci_workflow_restores_and_saves_the_cache():
 
 
 def test_hazards_of_an_unchanged_plan_are_classified_once(private_cache, monkeypatch):
-
     from deploy import hazards as hazards_module
     from deploy.statements import StatementError
 
