@@ -61,18 +61,22 @@ def type_of_names(names: Sequence[ast.Node] | None, plan: PlanState) -> Key:
 
 def created_type(names: Sequence[ast.Node] | None, plan: PlanState) -> Key:
     """Where CREATE TYPE/DOMAIN puts a type."""
-    parts = _parts(names)
-    if len(parts) > 1:
-        return (schema_of(parts[-2]), parts[-1])
-    return (_default_schema(plan), parts[-1] if parts else "")
+    return _created(_parts(names), plan)
 
 
 def function_name(names: Sequence[ast.Node] | None, plan: PlanState) -> Key:
-    """A function name; pg_temp is never searched for functions."""
-    parts = _parts(names)
-    if len(parts) > 1:
-        return (schema_of(parts[-2]), parts[-1])
-    return (_default_schema(plan), parts[-1] if parts else "")
+    """A function name; pg_temp is never searched for functions, so an unqualified name
+    means where CREATE FUNCTION would put it."""
+    return _created(_parts(names), plan)
+
+
+def _created(parts: list[str], plan: PlanState) -> Key:
+    return _qualified(parts) or (_default_schema(plan), parts[-1] if parts else "")
+
+
+def _qualified(parts: list[str]) -> Key | None:
+    """(schema, name) of a qualified name list (a catalog part in front is ignored)."""
+    return (schema_of(parts[-2]), parts[-1]) if len(parts) > 1 else None
 
 
 def _default_schema(plan: PlanState) -> str:
@@ -84,9 +88,7 @@ def _default_schema(plan: PlanState) -> str:
 
 def _from_names(names: Sequence[ast.Node] | None, known: set[Key], plan: PlanState) -> Key:
     parts = _parts(names)
-    if len(parts) > 1:
-        return (schema_of(parts[-2]), parts[-1])
-    return _unqualified(parts[-1] if parts else "", known, plan)
+    return _qualified(parts) or _unqualified(parts[-1] if parts else "", known, plan)
 
 
 def _unqualified(name: str, known: set[Key], plan: PlanState) -> Key:
