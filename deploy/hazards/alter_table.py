@@ -51,6 +51,8 @@ NON_VOLATILE_FUNCTIONS = frozenset(
 
 # Why moving a sequence that existed before the plan is a hazard.
 REPEATS = "it may hand out values already used"
+# Why GENERATED ALWAYS on a column that existed before the plan is a hazard.
+REFUSED = "explicit values are refused"
 
 _SERIAL_TYPES = frozenset({"smallserial", "serial", "bigserial", "serial2", "serial4", "serial8"})
 
@@ -98,9 +100,9 @@ _SQUAWK_JUDGED = frozenset(
 
 
 def classify_alter_table(
-    node: ast.AlterTableStmt, sql: str, plan: PlanState, out: Result
+    node: ast.AlterTableStmt, sql: str, index: int, plan: PlanState, out: Result
 ) -> None:
-    """Hazards of each subcommand of one ALTER TABLE."""
+    """Hazards of each subcommand of one ALTER TABLE (the `index`-th statement of the plan)."""
     table = names.relation(node.relation, plan)
     word = names.object_word(node.objtype)
     new_table = table in plan.relations
@@ -156,10 +158,15 @@ def classify_alter_table(
             # its position, so a later identity or default would start again from 1.
             out.add(f"drop identity of {names.qcol(col)} (its sequence and position go)",
                     BACKWARD_INCOMPATIBLE)
-        elif sub == AT.AT_SetIdentity and option_given(cmd.def_, "restart"):
-            out.add(f"restart identity of {names.qcol(col)} ({REPEATS})", BACKWARD_INCOMPATIBLE)
+        elif sub == AT.AT_SetIdentity:
+            if _sets_always(cmd.def_):
+                out.add(f"set identity of {names.qcol(col)} generated always ({REFUSED})",
+                        BACKWARD_INCOMPATIBLE)
+            if option_given(cmd.def_, "restart"):
+                out.add(f"restart identity of {names.qcol(col)} ({REPEATS})",
+                        BACKWARD_INCOMPATIBLE)
         elif sub == AT.AT_AddIdentity:
-            plan.relations.update(identity_sequences(cmd.def_, plan))
+            _add_identity(col, cmd.def_, index, plan, out)
         elif sub == AT.AT_SetAccessMethod:
             out.add(f"alter {word} {names.qname(table)} set access method "
                     f"{names.q(cmd.name or '')}", TABLE_REWRITE)
@@ -213,6 +220,27 @@ def _add_column(cd: ast.ColumnDef, table: Key, plan: PlanState, out: Result) -> 
         if c.contype in inline and not (c.contype in (CT.CONSTR_FOREIGN, CT.CONSTR_CHECK)
                                         and c.skip_validation):
             out.add(f"add column {qcol} with {inline[c.contype]} constraint", BLOCKS_WRITES)
+
+
+def _add_identity(col: tuple[str, str, str], c: ast.Constraint, index: int, plan: PlanState,
+                  out: Result) -> None:
+    """An identity on a column that holds rows: its new sequence starts at START WITH (1)
+    unless the plan then sets it (the identity repair's setval); ALWAYS refuses old inserts
+    that write the column."""
+    sequences = identity_sequences(c, plan)
+    if c.generated_when == "a":
+        out.add(f"add identity to {names.qcol(col)} generated always ({REFUSED})",
+                BACKWARD_INCOMPATIBLE)
+    if not any(plan.recreated_after(index, ("setval", *key)) for key in sequences):
+        out.add(f"add identity to {names.qcol(col)} ({REPEATS})", BACKWARD_INCOMPATIBLE)
+    plan.relations.update(sequences)
+
+
+def _sets_always(options: object) -> bool:
+    """ALTER COLUMN … SET GENERATED ALWAYS (the parser stores the letter's code)."""
+    return any(isinstance(o, ast.DefElem) and o.defname == "generated"
+               and isinstance(o.arg, ast.Integer) and o.arg.ival == ord("a")
+               for o in options or ())
 
 
 def option_given(options: object, name: str) -> bool:

@@ -21,7 +21,7 @@ from deploy.hazards.index import (
 )
 from deploy.hazards.model import ALL_KINDS, KINDS, TEMP_SCHEMA, Hazard, Key, PlanState, Result
 from deploy.hazards.rename import classify_alter_enum, classify_rename, classify_set_schema
-from deploy.hazards.sequence import classify_alter_sequence
+from deploy.hazards.sequence import classify_alter_sequence, set_sequences
 from deploy.hazards.squawk import squawk_hazards
 from deploy.hazards.unverified import classify_unverified
 from deploy.statements import ParsedStatement, parse, walk
@@ -100,9 +100,11 @@ def _on_node_and_text(rule: Callable[[Any, str, PlanState, Result], None]) -> Ru
 
 
 _RULES: dict[type[ast.Node], Rule] = {
-    # A drop looks ahead: migra drops and re-creates views and functions.
+    # These look ahead: migra drops and re-creates views and functions, and the identity
+    # repair sets a new identity's sequence after adding it.
     ast.DropStmt: lambda p, index, plan, out: classify_drop(p.node, index, plan, out),
-    ast.AlterTableStmt: _on_node_and_text(classify_alter_table),
+    ast.AlterTableStmt: lambda p, index, plan, out: classify_alter_table(
+        p.node, p.statement.sql, index, plan, out),
     ast.RefreshMatViewStmt: _on_node_and_text(classify_refresh),
     ast.RenameStmt: _on_node(classify_rename),
     ast.AlterObjectSchemaStmt: _on_node(classify_set_schema),
@@ -181,13 +183,15 @@ def _view_key(node: ast.ViewStmt, plan: PlanState) -> tuple[str, str]:
 
 
 def _creations(node: ast.Node) -> set[tuple]:
-    """Keys of the views and functions a statement (re)creates (read before classifying, to
-    spot drop-then-recreate; names resolved with the pinned search_path)."""
+    """Keys of the views and functions a statement (re)creates and of the sequences it sets
+    (read before classifying, to look ahead; names resolved with the pinned search_path)."""
     plan = PlanState()
     if isinstance(node, ast.ViewStmt):
         return {("relation", *names.created_relation(node.view, plan))}
     if isinstance(node, ast.CreateTableAsStmt) and node.objtype == enums.ObjectType.OBJECT_MATVIEW:
         return {("relation", *names.created_relation(node.into.rel, plan))}
+    if isinstance(node, ast.SelectStmt):  # setval('seq', …): see alter_table._add_identity
+        return {("setval", *names.relation(rv, plan)) for rv in set_sequences(node)}
     if isinstance(node, ast.CreateFunctionStmt):
         schema, name = names.function_name(node.funcname, plan)
         inputs = tuple(

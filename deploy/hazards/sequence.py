@@ -16,6 +16,7 @@ from pglast.parser import ParseError
 from deploy.hazards import names
 from deploy.hazards.alter_table import REPEATS, option_given
 from deploy.hazards.model import BACKWARD_INCOMPATIBLE, PlanState, Result
+from deploy.statements import walk
 
 
 def classify_alter_sequence(node: ast.AlterSeqStmt, plan: PlanState, out: Result) -> None:
@@ -28,11 +29,26 @@ def classify_alter_sequence(node: ast.AlterSeqStmt, plan: PlanState, out: Result
 def sets_own_sequence(call: ast.FuncCall, plan: PlanState) -> bool:
     """Whether `call` is [pg_catalog.]setval('<name>'[::regclass], …) on a sequence this plan
     created (and still holds under that name)."""
-    parts = [s.sval for s in call.funcname if isinstance(s, ast.String)]
-    if parts[-1].lower() != "setval" or (len(parts) > 1 and parts[0] != "pg_catalog"):
+    if not _is_setval(call):
         return False
     target = _sequence_named(call.args[0]) if call.args else None
     return target is not None and names.relation(target, plan) in plan.relations
+
+
+def set_sequences(node: ast.Node) -> list[ast.RangeVar]:
+    """The sequences a query sets by name with [pg_catalog.]setval('<name>', …)."""
+    found = []
+    for n in walk(node):
+        if isinstance(n, ast.FuncCall) and _is_setval(n) and n.args:
+            target = _sequence_named(n.args[0])
+            if target is not None:
+                found.append(target)
+    return found
+
+
+def _is_setval(call: ast.FuncCall) -> bool:
+    parts = [s.sval for s in call.funcname if isinstance(s, ast.String)]
+    return parts[-1].lower() == "setval" and (len(parts) == 1 or parts[0] == "pg_catalog")
 
 
 def _sequence_named(arg: ast.Node) -> ast.RangeVar | None:
