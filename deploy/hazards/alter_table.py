@@ -13,6 +13,7 @@ from deploy.hazards.model import (
     DELETES_DATA,
     TABLE_REWRITE,
     UNVERIFIED,
+    ColumnKey,
     Key,
     PlanState,
     Result,
@@ -222,7 +223,7 @@ def _add_column(cd: ast.ColumnDef, table: Key, plan: PlanState, out: Result) -> 
             out.add(f"add column {qcol} with {inline[c.contype]} constraint", BLOCKS_WRITES)
 
 
-def _add_identity(col: tuple[str, str, str], c: ast.Constraint, index: int, plan: PlanState,
+def _add_identity(col: ColumnKey, c: ast.Constraint, index: int, plan: PlanState,
                   out: Result) -> None:
     """An identity on a column that holds rows: its new sequence starts at START WITH (1)
     unless the plan then sets it (the identity repair's setval); ALWAYS refuses old inserts
