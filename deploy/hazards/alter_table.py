@@ -203,7 +203,7 @@ def _add_column(cd: ast.ColumnDef, table: Key, plan: PlanState, out: Result) -> 
     if CT.CONSTR_IDENTITY in types:
         out.add(f"add column {qcol} generated as identity", TABLE_REWRITE)
         for c in constraints:
-            plan.relations.update(identity_sequences(c, plan))
+            plan.new_sequences(identity_sequences(c, plan))
     for c in constraints:
         if c.contype == CT.CONSTR_GENERATED and c.generated_kind != "v":
             out.add(f"add column {qcol} generated always as stored", TABLE_REWRITE)
@@ -226,15 +226,15 @@ def _add_column(cd: ast.ColumnDef, table: Key, plan: PlanState, out: Result) -> 
 def _add_identity(col: ColumnKey, c: ast.Constraint, index: int, plan: PlanState,
                   out: Result) -> None:
     """An identity on a column that holds rows: its new sequence starts at START WITH (1)
-    unless the plan then sets it (the identity repair's setval); ALWAYS refuses old inserts
-    that write the column."""
+    unless the plan sets it before anything commits (the identity repair's setval); ALWAYS
+    refuses old inserts that write the column."""
     sequences = identity_sequences(c, plan)
     if c.generated_when == "a":
         out.add(f"add identity to {names.qcol(col)} generated always ({REFUSED})",
                 BACKWARD_INCOMPATIBLE)
-    if not any(plan.recreated_after(index, ("setval", *key)) for key in sequences):
+    if not any(plan.later_in_transaction(index, ("setval", *key)) for key in sequences):
         out.add(f"add identity to {names.qcol(col)} ({REPEATS})", BACKWARD_INCOMPATIBLE)
-    plan.relations.update(sequences)
+    plan.new_sequences(sequences)
 
 
 def _sets_always(options: object) -> bool:

@@ -61,7 +61,8 @@ def classify(sql: str, *, use_squawk: bool = True) -> list[Hazard]:
     """Hazards of a plan (body or whole file), ordered by line then kind, each text once.
     Raises StatementError when the SQL does not parse; squawk is skipped when not installed."""
     parsed = parse(sql)
-    plan = PlanState(creates=[_creations(p.node) for p in parsed])
+    plan = PlanState(creates=[_creations(p.node) for p in parsed],
+                     transactional=[p.statement.transactional for p in parsed])
     results = []
     for index, p in enumerate(parsed):
         result = Result()
@@ -120,6 +121,8 @@ _RULES: dict[type[ast.Node], Rule] = {
 
 def _classify_statement(p: ParsedStatement, index: int, plan: PlanState, out: Result) -> None:
     node = p.node
+    if not p.statement.transactional:  # what ran before is committed: visible to everyone
+        plan.fresh_sequences.clear()
     if isinstance(node, _DECIDED_NODES):
         out.decided |= ALL_KINDS
     if isinstance(node, ast.CreateStmt) and node.partbound is None:
@@ -153,11 +156,14 @@ def _record_creations(node: ast.Node, plan: PlanState) -> None:
     relation = _NEW_RELATIONS.get(type(node))
     if relation is not None:
         if not node.if_not_exists:
-            plan.relations.add(names.created_relation(relation(node), plan))
+            key = names.created_relation(relation(node), plan)
+            plan.relations.add(key)
+            if isinstance(node, ast.CreateSeqStmt):
+                plan.new_sequences({key})
             # A new table's identity columns make sequences (certain only when named).
             for element in getattr(node, "tableElts", None) or ():
                 for c in getattr(element, "constraints", None) or ():
-                    plan.relations.update(identity_sequences(c, plan))
+                    plan.new_sequences(identity_sequences(c, plan))
     elif isinstance(node, ast.SelectStmt) and node.intoClause is not None:
         plan.relations.add(names.created_relation(node.intoClause.rel, plan))
     elif isinstance(node, ast.ViewStmt):

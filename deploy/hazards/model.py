@@ -54,6 +54,11 @@ class PlanState:
     columns: dict[ColumnKey, ast.TypeName | None] = field(default_factory=dict)
     # Views and functions (re)created by each statement, to spot drop-then-recreate.
     creates: list[set[tuple]] = field(default_factory=list)
+    # Whether each statement runs in the plan's transaction (a statement that does not,
+    # such as CREATE INDEX CONCURRENTLY, commits everything before it).
+    transactional: list[bool] = field(default_factory=list)
+    # Sequences created in the transaction still open: nobody has drawn from them yet.
+    fresh_sequences: set[Key] = field(default_factory=set)
     # How often the plan changed search_path (or ran code that may have). Unqualified names
     # then resolve to UNKNOWN_SCHEMA#n: the same unknown schema until the next change.
     search_path_changes: int = 0
@@ -68,6 +73,20 @@ class PlanState:
 
     def recreated_after(self, index: int, key: tuple) -> bool:
         return any(key in created for created in self.creates[index + 1 :])
+
+    def later_in_transaction(self, index: int, key: tuple) -> bool:
+        """Whether a statement after `index`, before the next commit, (re)creates `key`."""
+        for later in range(index + 1, len(self.creates)):
+            if later < len(self.transactional) and not self.transactional[later]:
+                return False
+            if key in self.creates[later]:
+                return True
+        return False
+
+    def new_sequences(self, keys: set[Key]) -> None:
+        """Sequences a statement created (CREATE SEQUENCE, a named identity sequence)."""
+        self.relations |= keys
+        self.fresh_sequences |= keys
 
 
 @dataclass

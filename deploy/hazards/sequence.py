@@ -3,7 +3,8 @@ moving it back makes it hand out values the tables already hold (duplicate keys)
 
 ALTER SEQUENCE … RESTART on such a sequence is BACKWARD_INCOMPATIBLE. `setval()` is a call,
 so the default-deny already asks for an approval; it is proven harmless only on a sequence
-this plan created (nobody has drawn from it yet), named by a literal — the form the identity
+this plan created in the transaction still open (nobody has drawn from it yet: a step that
+runs outside the transaction commits it), named by a literal — the form the identity
 repairs write. `greatest(last_value, max(id))` proves nothing: a concurrent nextval between
 the read and the set is lost.
 """
@@ -28,11 +29,14 @@ def classify_alter_sequence(node: ast.AlterSeqStmt, plan: PlanState, out: Result
 
 def sets_own_sequence(call: ast.FuncCall, plan: PlanState) -> bool:
     """Whether `call` is [pg_catalog.]setval('<name>'[::regclass], …) on a sequence this plan
-    created (and still holds under that name)."""
+    created in the transaction still open (and still holds under that name)."""
     if not _is_setval(call):
         return False
     target = _sequence_named(call.args[0]) if call.args else None
-    return target is not None and names.relation(target, plan) in plan.relations
+    if target is None:
+        return False
+    key = names.relation(target, plan)
+    return key in plan.relations and key in plan.fresh_sequences
 
 
 def set_sequences(node: ast.Node) -> list[ast.RangeVar]:
