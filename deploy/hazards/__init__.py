@@ -6,6 +6,7 @@ statement says what is hazardous about it:
   drop.py         DROP …
   rename.py       RENAME, SET SCHEMA, enum value renames
   alter_table.py  ALTER TABLE subcommands
+  domain.py       ALTER DOMAIN: checks and NOT NULL scan every column of the domain
   index.py        CREATE INDEX, REINDEX, VACUUM FULL, CLUSTER, REFRESH MATERIALIZED VIEW
   sequence.py     ALTER SEQUENCE … RESTART, setval() on a sequence the plan created
   dml.py          DELETE/UPDATE/INSERT/MERGE (also inside CTEs), TRUNCATE

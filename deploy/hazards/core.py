@@ -11,6 +11,7 @@ from pglast import ast, enums
 from deploy.hazards import names
 from deploy.hazards.alter_table import classify_alter_table, identity_sequences
 from deploy.hazards.dml import DML_NODES, classify_dml, classify_truncate
+from deploy.hazards.domain import classify_alter_domain
 from deploy.hazards.drop import classify_drop
 from deploy.hazards.index import (
     classify_cluster,
@@ -32,6 +33,7 @@ _DECIDED_NODES = (
     ast.RenameStmt,
     ast.AlterObjectSchemaStmt,
     ast.AlterEnumStmt,
+    ast.AlterDomainStmt,  # squawk bans every ADD CONSTRAINT; NOT VALID locks no table
     ast.IndexStmt,
     ast.TruncateStmt,
     ast.DeleteStmt,
@@ -111,6 +113,7 @@ _RULES: dict[type[ast.Node], Rule] = {
     ast.AlterObjectSchemaStmt: _on_node(classify_set_schema),
     ast.AlterEnumStmt: _on_node(classify_alter_enum),
     ast.AlterSeqStmt: _on_node(classify_alter_sequence),
+    ast.AlterDomainStmt: _on_node(classify_alter_domain),
     ast.IndexStmt: _on_node(classify_index),
     ast.ReindexStmt: _on_node(classify_reindex),
     ast.VacuumStmt: _on_node(classify_vacuum),
