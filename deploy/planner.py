@@ -127,6 +127,7 @@ def make_plan(
         if base_fp == desired_fp and sql_file is None:
             return _up_to_date(config, desired_fp, desired_desc, full_ddl, check)
 
+        renamed: list[renames.Rename] = []
         if sql_file is not None:
             body = _read_sql_file(sql_file)
             progress(f"verifying {sql_file} against the models")
@@ -168,7 +169,7 @@ def make_plan(
         # The way back is written with the plan, proven the same way (deploy/reverse.py).
         reverses, reverse_note = reverse.files_for(
             server, path, plan_name, base_fp, desired_fp, config.postgres, exclusions, progress,
-            to_db="desired", from_url=base_url)
+            to_db="desired", from_url=base_url, renamed=renamed)
         result.notes += [reverse_note] if reverse_note else []
         write_files({path: header_body, **reverses, **stale})
         result.plan_path = path

@@ -93,15 +93,21 @@ def rename_base(server: object, base_url: URL, desired_url: URL,
         return base_url, []
     progress(f"renaming {len(renames)} object(s) as the models' renamed_from hints say")
     url = server.create_database("renamed", template="base")  # type: ignore[attr-defined]
-    _run(url, renames)
+    run_renames(url, renames)
     tables = {(h.schema, h.table) for h in hints}
     with connected(url) as renamed, connected(desired_url) as desired:
         follow = follow_statements(renamed, desired, tables)
-    _run(url, follow)
+    run_renames(url, follow)
     return url, renames + follow
 
 
-def _run(url: URL, renames: Sequence[Rename]) -> None:
+def undo(renames: Sequence[Rename]) -> list[Rename]:
+    """The renames that take the renamed state back (last first), for the reverse plan."""
+    return [Rename(r.undo, r.sql) for r in reversed(renames)]
+
+
+def run_renames(url: URL, renames: Sequence[Rename]) -> None:
+    """Run the renames in the scratch database at `url`, in one transaction."""
     if not renames:
         return
     conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]

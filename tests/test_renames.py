@@ -129,6 +129,15 @@ def test_a_renamed_column_keeps_every_value(at_head, pg):
     assert make_plan(config, name="again", use_cache=False).status == "up-to-date"
     checked = run_invoke(root, "check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The way back renames back too: rollback keeps every value as well.
+    assert written.reverse_path is not None
+    reverse = written.reverse_path.read_text()
+    assert "ALTER TABLE public.decks RENAME COLUMN summary TO description;" in reverse
+    assert "drop column" not in reverse.lower()
+    approve(written.reverse_path)
+    rolled = run_invoke(root, "rollback", env={"DATABASE_URL": url})
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert pg.query(url, "SELECT id, title, description FROM decks ORDER BY id") == before
 
 
 def test_a_renamed_table_keeps_its_rows_sequence_index_and_keys(at_head, pg):
