@@ -84,6 +84,8 @@ def rename_base(server: object, base_url: URL, desired_url: URL,
                 hints: Sequence[RenameHint], progress: Progress) -> tuple[URL, list[Rename]]:
     """A scratch copy of the base with the hinted renames run in it (the differ's source),
     and those renames; (base_url, []) when no hint applies to the base any more."""
+    if not hints:
+        return base_url, []
     from deploy.differ.repairs.renames import follow_statements, hint_statements
     from deploy.proof import connected
 

@@ -49,7 +49,7 @@ INSERT INTO cards (deck_id, front) VALUES (1, 'x'), (3, 'y');
 """
 
 
-def write_project(root: Path, models: str) -> Path:
+def write_project(root: Path, models: str, major: int = 15) -> Path:
     """A project whose models are `models` (plans in root/plans, local scratch)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "pyproject.toml").write_text(textwrap.dedent(f"""
@@ -58,7 +58,7 @@ def write_project(root: Path, models: str) -> Path:
         sql = "sql"
         plans = "plans"
         snapshot = "schema.sql"
-        postgres = 15
+        postgres = {major}
         scratch = "local"
     """))
     (root / "plans").mkdir(exist_ok=True)
@@ -215,6 +215,32 @@ def test_a_schema_qualified_table_is_renamed_in_its_schema(tmp_path, pg):
 
 
 DESCRIPTION = 'Column("description", Text)'
+
+
+@pytest.mark.parametrize("major", [14, 18])
+def test_a_table_rename_is_planned_and_proven_on_other_majors(tmp_path, major):
+    """PostgreSQL 18 keeps NOT NULL as named constraints (<table>_<column>_not_null): they
+    follow the rename too; 14 is the oldest major Railway offers."""
+    from deploy.scratch import find_local_binaries
+
+    if find_local_binaries(major) is None:
+        pytest.skip(f"no PostgreSQL {major} binaries here")
+    root = write_project(tmp_path / "project", HEAD, major)
+    config = load_config(root)
+    assert make_plan(config, name="initial").status == "written"
+    set_models(root, HEAD.replace('"cards", metadata,', '"flashcards", metadata,')
+               .replace('Column("front", Text)',
+                        'Column("question", Text, nullable=False, '
+                        'info={"renamed_from": "front"}), info={"renamed_from": "cards"}'))
+    # (front was nullable: the plan also sets NOT NULL, after the renames)
+    result = make_plan(config, name="cards become flashcards")
+    assert result.status == "written"
+    body = result.sql.lower()
+    assert body.startswith("alter table public.cards rename to flashcards;")
+    assert "drop table" not in body and "drop column" not in body
+    assert "flashcards_deck_id_fkey" in body and "flashcards_id_seq" in body
+    if major >= 18:
+        assert "rename constraint cards_id_not_null to flashcards_id_not_null" in body
 
 
 @pytest.mark.parametrize(("edits", "expected"), [
