@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from deploy import renames
 from deploy.config import Config
 from deploy.desired import DesiredSchema, gc_paused
 from deploy.fingerprint import Description, fingerprint
@@ -252,11 +253,14 @@ def _key(kind: str, config: Config | None, parts: Iterable[bytes]) -> str:
 
 
 def desired_key(config: Config, desired: DesiredSchema) -> str:
-    """Key of the desired state: compiled models, extensions, sql files' names and bytes."""
+    """Key of the desired state: compiled models, extensions, sql files' names and bytes,
+    renamed_from hints."""
     parts = [b"models"]
     parts += [s.encode() for s in compiled_models(desired, config.postgres)]
     parts += [b"extensions"] + [e.encode() for e in desired.extensions]
     parts += [b"sql", *_sql_files(desired)]
+    # The hints change the plan, not the models' DDL: a changed hint must compute again.
+    parts += renames.cache_parts(desired.renames)
     return _key("desired", config, parts)
 
 

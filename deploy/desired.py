@@ -16,10 +16,11 @@ from sqlalchemy import MetaData, create_engine
 from sqlalchemy.exc import NoReferencedColumnError, NoReferencedTableError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from deploy import urls
+from deploy import renames, urls
 from deploy.config import Config
 from deploy.errors import DeployError
 from deploy.plans import clean_text
+from deploy.renames import RenameHint
 from deploy.statements import StatementError, split
 
 
@@ -30,6 +31,8 @@ class DesiredSchema:
     metadata: MetaData
     extensions: tuple[str, ...]
     sql_files: tuple[Path, ...]
+    # `renamed_from` hints of the models (deploy/renames.py).
+    renames: tuple[RenameHint, ...] = ()
 
 
 def load_desired(config: Config) -> DesiredSchema:
@@ -59,7 +62,7 @@ def load_desired(config: Config) -> DesiredSchema:
         if not config.sql_dir.is_dir():
             raise DeployError(f"[tool.deploy] sql = {config.sql_dir} is not a directory.")
         sql_files = tuple(sorted(config.sql_dir.glob("*.sql"), key=lambda p: p.name))
-    return DesiredSchema(metadata, extensions, sql_files)
+    return DesiredSchema(metadata, extensions, sql_files, renames.read_hints(metadata))
 
 
 def _package(spec: str) -> str:

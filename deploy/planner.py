@@ -12,7 +12,7 @@ import psycopg2
 from pglast import ast, enums
 from sqlalchemy.engine import URL
 
-from deploy import cache, reverse, snapshot, urls
+from deploy import cache, renames, reverse, snapshot, urls
 from deploy import desired as desired_state
 from deploy import target as target_db
 from deploy.config import Config
@@ -127,6 +127,7 @@ def make_plan(
         if base_fp == desired_fp and sql_file is None:
             return _up_to_date(config, desired_fp, desired_desc, full_ddl, check)
 
+        renamed: list[renames.Rename] = []
         if sql_file is not None:
             body = _read_sql_file(sql_file)
             progress(f"verifying {sql_file} against the models")
@@ -140,8 +141,12 @@ def make_plan(
                 )
         else:
             progress("diffing the replayed plans against the models")
-            with connected(base_url) as base_conn, connected(desired_url) as desired_conn:
-                first = diff(base_conn, desired_conn, exclusions, online=online)
+            # renamed_from hints: diff from a renamed copy of the base (deploy/renames.py).
+            source_url, renamed = renames.rename_base(
+                server, base_url, desired_url, desired.renames, progress)
+            with connected(source_url) as base_conn, connected(desired_url) as desired_conn:
+                first = diff(base_conn, desired_conn, exclusions, online=online,
+                             renamed=tuple(r.sql for r in renamed))
             body = converge(
                 server, first, desired_url, desired_desc, exclusions, progress, online=online
             )
@@ -164,7 +169,7 @@ def make_plan(
         # The way back is written with the plan, proven the same way (deploy/reverse.py).
         reverses, reverse_note = reverse.files_for(
             server, path, plan_name, base_fp, desired_fp, config.postgres, exclusions, progress,
-            to_db="desired", from_url=base_url)
+            to_db="desired", from_url=base_url, renamed=renamed)
         result.notes += [reverse_note] if reverse_note else []
         write_files({path: header_body, **reverses, **stale})
         result.plan_path = path
@@ -248,11 +253,14 @@ def rename_notices(body: str, base_url: URL, desired_url: URL) -> list[str]:
             notes.append(
                 f"{name}: column {_ident(old)} is dropped and {_ident(new)} "
                 f"({old_types[old]}) is added, which loses the column's data. If you renamed "
-                "it, write the rename instead: put\n"
+                "it, say so in the model: delete the plan file this command wrote (if any), "
+                f"give the column info={{\"renamed_from\": \"{old}\"}} (e.g. "
+                f"mapped_column(..., info={{\"renamed_from\": \"{old}\"}})) and run `invoke "
+                "plan` again; the plan then renames it and keeps every value. Or write the "
+                "rename yourself: put\n"
                 f"    ALTER TABLE {name} RENAME COLUMN {_ident(old)} TO {_ident(new)};\n"
-                "into a file, e.g. rename.sql, delete the plan file this command wrote (if "
-                "any), and run `invoke plan --name \"rename …\" --sql-file rename.sql` (it is "
-                "verified against the models before it is saved)."
+                "into a file, e.g. rename.sql, and run `invoke plan --name \"rename …\" "
+                "--sql-file rename.sql` (it is verified against the models before it is saved)."
             )
     return notes
 

@@ -9,7 +9,7 @@ proven the same way: applied to a copy of the forward plan's `to`, it must land 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,7 @@ from deploy.plans import Plan, parse_plan, render_plan
 if TYPE_CHECKING:  # the differ (migra) and scratch servers stay off the apply path
     from sqlalchemy.engine import URL
 
+    from deploy.renames import Rename
     from deploy.scratch import ScratchServer
 
 Progress = Callable[[str], None]
@@ -76,16 +77,26 @@ def render_reverse(plan_name: str, filename: str, from_fp: str, to_fp: str, post
 
 
 def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclusions,
-             progress: Progress, proof_name: str = "reverse_proof") -> str:
+             progress: Progress, proof_name: str = "reverse_proof", *,
+             renamed: Sequence[Rename] = ()) -> str:
     """SQL that takes the scratch database `to_db` back to the one at `from_url`, proven on
-    a copy of `to_db`; DeployError when the differ cannot get there."""
+    a copy of `to_db`; DeployError when the differ cannot get there. `renamed`: the forward
+    plan's renames (deploy/renames.py), undone first so the way back keeps the data too."""
     from deploy.differ import diff
     from deploy.proof import apply_and_compare, connected, describe_url
+    from deploy.renames import run_renames, undo
 
     to_url = server.url(server.database_name(to_db))
     from_desc = describe_url(from_url, exclusions)
-    with connected(to_url) as to_conn, connected(from_url) as from_conn:
-        first = diff(to_conn, from_conn, exclusions)
+    back = undo(renamed)
+    source_url = to_url
+    if back:
+        source_url = server.create_database(f"{proof_name}_renamed", template=to_db)
+        run_renames(source_url, back)
+    with connected(source_url) as to_conn, connected(from_url) as from_conn:
+        first = diff(to_conn, from_conn, exclusions, renamed=tuple(r.sql for r in back))
+    if back:
+        server.drop_database(f"{proof_name}_renamed")
     if first.unexpressed:
         raise DeployError("The differ cannot express the way back: "
                           + "; ".join(str(d) for d in first.unexpressed[:5]))
@@ -132,11 +143,11 @@ def prove(server: ScratchServer, reverse: Plan, to_db: str, from_desc: Descripti
 
 def files_for(server: ScratchServer, plan_path: Path, plan_name: str, from_fp: str, to_fp: str,
               postgres: int, exclusions: Exclusions, progress: Progress, *, to_db: str,
-              from_url: URL) -> tuple[dict[Path, str], str | None]:
+              from_url: URL, renamed: Sequence[Rename] = ()) -> tuple[dict[Path, str], str | None]:
     """The reverse file to write next to a new plan ({} and a note when none could be made)."""
     progress(f"generating the reverse of {plan_path.name}")
     try:
-        body = generate(server, to_db, from_url, exclusions, progress)
+        body = generate(server, to_db, from_url, exclusions, progress, renamed=renamed)
     except DeployError as exc:
         return {}, (f"No reverse was written for {plan_path.name}: {exc.message} Write the SQL "
                     f"that takes 'to' back to 'from' into {reverse_path(plan_path)} (same header "

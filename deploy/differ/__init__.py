@@ -52,12 +52,14 @@ def diff(
     exclusions: Exclusions = NOTHING_EXCLUDED,
     *,
     online: bool = True,
+    renamed: tuple[str, ...] = (),
 ) -> Diff:
     """Return what takes the schema behind `source` to the one behind `target`.
 
     Both are SQLAlchemy connections (psycopg2); neither is modified. migra's statements go
     through every repair in `REPAIRS`, in order. `online` picks the forms that do not block
-    writers for tables that exist in `source` (repairs/online.py).
+    writers for tables that exist in `source` (repairs/online.py). `renamed`: statements
+    already run on `source` (a renamed copy of the real source), put first in the result.
     """
     statements = migra_statements(source, target, exclusions)
     ctx = DiffContext(
@@ -67,6 +69,7 @@ def diff(
         before=describe(source, exclusions),
         after=describe(target, exclusions),
         online=online,
+        renamed=tuple(renamed),
     )
     for repair in REPAIRS:
         statements = repair.apply(ctx, statements)

@@ -20,3 +20,5 @@ class DiffContext:
     after: Description  # canonical description of `target`
     # Online-safe forms for tables that exist before the plan (repairs/online.py).
     online: bool = True
+    # Renames already run on `source` (repairs/renames.py): the plan must start with them.
+    renamed: tuple[str, ...] = ()

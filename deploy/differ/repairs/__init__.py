@@ -7,7 +7,8 @@ create types migra does not know (collations, domains, range types, composite ty
 search) run first, so that `creation_order` and `check_constraints` see their statements;
 repairs that rewrite migra's output run before those that only append; `online` rewrites
 what all of them emitted for existing tables; comments come last, so a re-created object
-gets its comment back.
+gets its comment back; `renames` puts the renames run on the differ's source before
+everything (last, so no repair rewrites them).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from deploy.differ.repairs import (
     privileges,
     publications,
     ranges,
+    renames,
     replica_identity,
     rules,
     sequences,
@@ -82,4 +84,5 @@ REPAIRS: tuple[ModuleType, ...] = (
     privileges,
     online,
     comments,
+    renames,
 )
