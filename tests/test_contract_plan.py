@@ -348,8 +348,8 @@ def test_index_foreign_key_and_enum_value_make_a_one_part_plan_check_passes(proj
     _edit_models(project, '        Index("ix_flashcards_deck_id_due_at", "deck_id", "due_at"),\n',
                  '        Index("ix_flashcards_deck_id_due_at", "deck_id", "due_at"),\n'
                  '        Index("ix_flashcards_lapses", "lapses"),\n')
-    _edit_models(project, DESCRIPTION, DESCRIPTION + '    origin_deck_id: Mapped[uuid.UUID | None] = '
-                 'mapped_column(ForeignKey("decks.id"))\n')
+    _edit_models(project, DESCRIPTION, DESCRIPTION + '    origin_deck_id: Mapped[uuid.UUID | '
+                 'None] = mapped_column(ForeignKey("decks.id"))\n')
     _edit_models(project, '    MASTERED = "MASTERED"\n',
                  '    MASTERED = "MASTERED"\n    SUSPENDED = "SUSPENDED"\n')
     plan, done = _plan(project, "index fk enum")
