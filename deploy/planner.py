@@ -148,6 +148,8 @@ def make_plan(
                     exit_code=1,
                     details=format_differences(residual),
                 )
+            expanded, split_notes = _hand_written_parts(
+                server, body, sql_file, desired_desc, exclusions, progress)
         else:
             progress("diffing the replayed plans against the models")
             with connected(base_url) as base_conn, connected(desired_url) as desired_conn:
@@ -155,11 +157,11 @@ def make_plan(
             body = converge(
                 server, first, desired_url, desired_desc, exclusions, progress, online=online
             )
-        expanded, split_notes = None, []
-        if contract and sql_file is None:
-            body, expanded, split_notes = _two_parts(
-                server, body, base.description, desired_desc, base_fp, desired_fp, exclusions,
-                progress)
+            expanded, split_notes = None, []
+            if contract:
+                body, expanded, split_notes = _two_parts(
+                    server, body, base.description, desired_desc, base_fp, desired_fp,
+                    exclusions, progress)
 
         hazards = classify(body)
         placed = _placed(body, hazards) if expanded else []
@@ -223,12 +225,42 @@ def _two_parts(
             f"{why.rstrip('. ')}. Review its BACKWARD_INCOMPATIBLE hazards with that in mind, "
             "or turn splitting off for this plan with --no-contract."]
     reasons = sorted(set(parts.reasons))
-    after = "an empty expand part" if expanded == base_fp else "an expand part"
+    after = "an expand part" if parts.expand else "an empty expand part"
+    if parts.expand and expanded == base_fp:
+        after += " that leaves the schema's fingerprint as it is"
     return contract_split.render_body(parts.expand, parts.contract), expanded, [
         f"Two parts: {after}, which `apply` runs in the deploy that ships the new code, and "
         f"{len(parts.contract)} statement(s) in the contract part, which runs in the next "
         "deploy, after the new code is live (" + "; ".join(reasons) + "). Both parts are "
         "proven: from -> expanded -> to."]
+
+
+def _hand_written_parts(
+    server: ScratchServer,
+    body: str,
+    sql_file: Path,
+    desired_desc: Description,
+    exclusions: Exclusions,
+    progress: Progress,
+) -> tuple[str | None, list[str]]:
+    """A --sql-file with its own `-- phase: contract` line is a two-part plan: prove its
+    parts one after the other and return the fingerprint between them (None: one part)."""
+    marker = contract_split.contract_line(body)
+    if marker is None:
+        return None, []
+    lines = body.split("\n")
+    # Blank lines keep the statements' line numbers those of the user's file.
+    expand = "\n".join(lines[: marker - 1])
+    contract = "\n" * (marker - 1) + "\n".join(lines[marker - 1 :])
+    expanded, why = prove_parts(server, expand, contract, desired_desc, exclusions, progress)
+    if expanded is None:
+        raise DeployError(
+            f"{sql_file} has a '-- phase: contract' line, but its two parts do not prove: {why} "
+            "Move statements across the line (or remove it for a one-part plan) and run the "
+            "same command again."
+        )
+    return expanded, [f"{sql_file} has two parts (split at its line {marker}); both are "
+                      "proven: from -> expanded -> to."]
 
 
 def _script(statements: list[str]) -> str:

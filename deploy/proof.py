@@ -149,12 +149,14 @@ def prove_parts(
     desired_desc: Description,
     exclusions: Exclusions,
     progress: Progress,
+    *,
+    template: str = "base",
 ) -> tuple[str | None, str]:
     """Run the expand part, then the contract part, on a copy of the base (the replayed
     head). Returns (the fingerprint between the parts, "") when both run and the result is
-    the models, else (None, why not) — the planner then keeps the plan in one part."""
+    the models, else (None, why not): the planner then keeps the plan in one part."""
     progress("proving the expand and contract parts on a copy of the replayed schema")
-    url = server.create_database("proof_parts", template="base")
+    url = server.create_database("proof_parts", template=template)
     try:
         for sql, part in ((expand_sql, "expand"), (contract_sql, "contract")):
             if not parse_statements(sql):

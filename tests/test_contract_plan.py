@@ -401,3 +401,52 @@ def test_the_committed_one_part_plan_still_replays(project: Path):
     checked = _check(project)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "two parts" not in checked.stdout
+
+
+# --- the proof of a split ----------------------------------------------------------------------
+
+
+def test_a_split_that_does_not_prove_is_refused_with_the_reason(pg):
+    from deploy.fingerprint import NOTHING_EXCLUDED
+    from deploy.proof import describe_url, prove_parts
+
+    template = "cplan_split_base"  # a name on the session server, as "base" on a scratch one
+    base = urls.sqlalchemy_url(pg.server.create_database(template)).replace(
+        "postgresql+psycopg2://", "postgresql://", 1)
+    want = pg.new("cwant")
+    pg.execute(base, "CREATE TABLE t (a int, b int);")
+    pg.execute(want, "CREATE TABLE t (a int, b text);")
+    desired = describe_url(urls.parse_url(want), NOTHING_EXCLUDED)
+    # The drop waits for contract, but the re-add in expand needs it gone first.
+    expanded, why = prove_parts(pg.server, 'alter table "public"."t" add column "b" text;\n',
+                                'alter table "public"."t" drop column "b";\n', desired,
+                                NOTHING_EXCLUDED, lambda _m: None, template=template)
+    assert expanded is None
+    assert why.startswith("its expand part fails when run on its own")
+    assert 'column "b" of relation "t" already exists' in why
+
+    expanded, why = prove_parts(pg.server, "", 'alter table "public"."t" drop column "b";\n'
+                                'alter table "public"."t" add column "b" text;\n', desired,
+                                NOTHING_EXCLUDED, lambda _m: None, template=template)
+    assert why == ""
+    assert expanded == fingerprint_of(base)
+
+
+def fingerprint_of(url: str) -> str:
+    from deploy.fingerprint import NOTHING_EXCLUDED, fingerprint
+    from deploy.proof import describe_url
+
+    return fingerprint(describe_url(urls.parse_url(url), NOTHING_EXCLUDED))
+
+
+def test_a_hand_written_sql_file_with_the_marker_becomes_a_proven_two_part_plan(
+        project: Path, tmp_path: Path):
+    _edit_models(project, DESCRIPTION, "")
+    sql = tmp_path / "drop.sql"
+    sql.write_text(f'{CONTRACT_MARKER}\nalter table "public"."decks" drop column '
+                   '"description";\n')
+    plan, done = _plan(project, "drop", "--sql-file", str(sql))
+    assert plan.two_part and plan.expanded_fingerprint == plan.from_fingerprint
+    assert "has two parts" in done.stdout
+    drop = 'drop column "public"."decks"."description"'
+    assert plan.hazards == (f"DELETES_DATA {drop}",)
