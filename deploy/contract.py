@@ -60,13 +60,14 @@ def split(body: str, before: Description, after: Description) -> Split:
     old_types, new_types = _column_types(before), _column_types(after)
     recreated_enums = _recreated_enums(parsed)
     not_null = _contract_not_null(parsed, by_line)
+    retyped = _contract_retyped(parsed, by_line, old_types, new_types, recreated_enums)
     expand: list[str] = []
     contract: list[str] = []
     reasons: list[str] = []
     for index, item in enumerate(parsed):
         hazards = by_line.get(item.statement.line, [])
-        why = _contract_reason(item, index, parsed, hazards, old_types, new_types,
-                               recreated_enums, not_null)
+        why = _contract_reason(item, index, parsed, hazards, retyped, recreated_enums,
+                               not_null)
         text = item.statement.sql + ";"
         if why:
             contract.append(text)
@@ -100,8 +101,7 @@ def _contract_reason(  # noqa: PLR0911 - one early answer per kind of statement
     index: int,
     parsed: list[ParsedStatement],
     hazards: list[Hazard],
-    old_types: dict[Column, str],
-    new_types: dict[Column, str],
+    retyped: dict[Column, str],
     recreated_enums: set[Table],
     not_null: set[tuple[Table, str]],
 ) -> str | None:
@@ -136,11 +136,13 @@ def _contract_reason(  # noqa: PLR0911 - one early answer per kind of statement
         if cmd.subtype == AT.AT_SetNotNull and (table, cmd.name) in not_null:
             return "makes a column NOT NULL that the old code may leave empty"
         if cmd.subtype == AT.AT_AlterColumnType and BACKWARD_INCOMPATIBLE in kinds:
-            column = (*table, cmd.name)
-            if _type_name(cmd.def_.typeName) in recreated_enums:
-                return "re-types a column to a re-created enum (values removed or reordered)"
-            if not _widening(old_types.get(column), new_types.get(column)):
-                return "narrows a column's type"
+            why = retyped.get((*table, cmd.name))
+            if why:
+                return why
+        if cmd.subtype == AT.AT_ColumnDefault and (*table, cmd.name) in retyped:
+            # migra drops a default before a type change and sets it again after: the
+            # three go together (the old default may not cast to the new type).
+            return "re-sets the default of a column whose type change waits"
         if cmd.subtype == AT.AT_AddConstraint:
             name = cmd.def_.conname if _is_not_null_check(cmd) else None
         elif cmd.subtype in (AT.AT_ValidateConstraint, AT.AT_DropConstraint):
@@ -181,6 +183,35 @@ def _contract_not_null(
     chosen = {(t, c) for t, c in set_not_null if t not in new_keys}
     chosen |= {(t, f"check:{name}") for (t, name), c in checks.items() if (t, c) in chosen}
     return chosen
+
+
+def _contract_retyped(
+    parsed: list[ParsedStatement],
+    by_line: dict[int, list[Hazard]],
+    old_types: dict[Column, str],
+    new_types: dict[Column, str],
+    recreated_enums: set[Table],
+) -> dict[Column, str]:
+    """Pre-existing columns whose type change waits for the contract part, with why: a
+    narrowing change (old values, or the old code's, may not fit) or a re-created enum."""
+    found: dict[Column, str] = {}
+    for item in parsed:
+        node = item.node
+        kinds = {h.kind for h in by_line.get(item.statement.line, [])}
+        if (not isinstance(node, ast.AlterTableStmt) or node.relation is None
+                or BACKWARD_INCOMPATIBLE not in kinds):
+            continue
+        table = (node.relation.schemaname or DEFAULT_SCHEMA, node.relation.relname)
+        for cmd in node.cmds or ():
+            if cmd.subtype != AT.AT_AlterColumnType:
+                continue
+            column = (*table, cmd.name)
+            if _type_name(cmd.def_.typeName) in recreated_enums:
+                found[column] = ("re-types a column to a re-created enum (values removed or "
+                                 "reordered)")
+            elif not _widening(old_types.get(column), new_types.get(column)):
+                found[column] = "narrows a column's type"
+    return found
 
 
 def _is_not_null_check(cmd: ast.AlterTableCmd) -> str | None:

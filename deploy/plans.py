@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from deploy.errors import DeployError
-from deploy.hazards import Approval, Hazard
+from deploy.hazards import BACKWARD_INCOMPATIBLE, Approval, Hazard
 
 _FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
 _HEADER_KEY = re.compile(
@@ -463,7 +463,7 @@ def render_plan(
     marker = next((n for n, line in enumerate(body.split("\n"), start=1)
                    if line.strip() == CONTRACT_MARKER), None) if expanded else None
     placed = [h for h in hazard_list
-              if marker is not None and h.line > marker and h.kind == "BACKWARD_INCOMPATIBLE"]
+              if marker is not None and h.line > marker and h.kind == BACKWARD_INCOMPATIBLE]
     to_approve = [h for h in hazard_list if h not in placed]
     if to_approve:
         header.append(

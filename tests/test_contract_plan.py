@@ -108,14 +108,18 @@ def test_a_recreated_enum_moves_to_contract_as_a_whole():
     body = "\n\n".join([
         'alter type "public"."mood" rename to "mood__old_version_to_be_dropped";',
         "create type \"public\".\"mood\" as enum ('a', 'b');",
+        'alter table "public"."cards" alter column "code" drop default;',
         'alter table "public"."cards" alter column "code" set data type "public"."mood" using '
         '"code"::text::"public"."mood";',
+        "alter table \"public\".\"cards\" alter column \"code\" set default 'a'::mood;",
         'drop type "public"."mood__old_version_to_be_dropped";',
         'alter table "public"."cards" add column "x" int;',
+        'alter table "public"."cards" alter column "x" set default 1;',
     ])
     parts = split(body, CARDS, _after(code="type=mood"))
-    assert parts.expand == ['alter table "public"."cards" add column "x" int;']
-    assert len(parts.contract) == 4
+    assert parts.expand == ['alter table "public"."cards" add column "x" int;',
+                            'alter table "public"."cards" alter column "x" set default 1;']
+    assert len(parts.contract) == 6
 
 
 def test_a_new_primary_key_keeps_its_not_null_in_expand():
