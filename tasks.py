@@ -68,6 +68,7 @@ def _run(command: str, fmt: str, work: Callable[[Config, Output], int]) -> None:
         "scratch": _SCRATCH_HELP,
         "sql_file": "use this hand-written SQL as the plan body; it is verified before saving",
         "no_online": "plain (blocking) forms for existing tables: no CONCURRENTLY, NOT VALID, …",
+        "no_contract": "one-part plan: no contract part for the next deploy (drops run now)",
         "format": _FORMAT_HELP,
         "no_cache": _NO_CACHE_HELP,
         "reverses": "only write the missing reverse plans (schema/plans/reverse/) of the chain",
@@ -75,7 +76,7 @@ def _run(command: str, fmt: str, work: Callable[[Config, Output], int]) -> None:
 )
 def plan(  # noqa: PLR0913
     c, name="", check=False, target="", scratch="", sql_file="", no_online=False,
-    format="text",  # noqa: A002
+    no_contract=False, format="text",  # noqa: A002
     no_cache=False, reverses=False,
 ):
     """Preview and save the next schema change as a reviewed plan file."""
@@ -99,6 +100,7 @@ def plan(  # noqa: PLR0913
             target=target or None,
             sql_file=Path(sql_file) if sql_file else None,
             online=False if no_online else None,
+            contract=False if no_contract else None,
             progress=out.progress,
             use_cache=not no_cache,
         )

@@ -30,8 +30,10 @@ version; renaming or removing one bumps "version".
          "replay": "landed" | "failed" | "not-replayed" | "damaged",
          "replay_message": str,           # why it failed or was not replayed; "" if landed
          "hazards": [{"kind": str, "text": str, "line": int,
-                      "approved": bool, "reason": str | null}],
-         "sql": str}                      # the plan's body, header removed
+                      "approved": bool, "reason": str | null,
+                      "part": "expand" | "contract" | null}],  # null: a one-part plan
+         "sql": str,                      # the plan's body, header removed
+         "expanded": str | null}          # two-part plans: the state between the parts
       ],
       "drift": null | {                   # present when the models differ from the head
         "sql": str | null,                # head -> models (null: the head did not replay)
@@ -158,8 +160,9 @@ def _plan(p: PlanCheck) -> dict[str, Any]:
         "file": p.file, "name": p.name, "from": p.from_fingerprint, "to": p.to_fingerprint,
         "on_chain": p.on_chain, "replay": p.replay, "replay_message": p.replay_message,
         "hazards": [{"kind": h.kind, "text": h.text, "line": h.line, "approved": h.approved,
-                     "reason": h.reason} for h in p.hazards],
+                     "reason": h.reason, "part": h.part} for h in p.hazards],
         "sql": p.sql,
+        "expanded": p.expanded_fingerprint,
     }
 
 
@@ -182,6 +185,8 @@ def render_text(doc: dict[str, Any], colour: Callable[[str, str], str]) -> list[
             if p["replay"] == "not-replayed":
                 extra += f"  ({p['replay_message']})"
             lines.append(f"  {state} {p['file']:<{width}}  {arrow}{extra}")
+            if p.get("expanded"):
+                lines.append(" " * 15 + _parts_line(p))
     else:
         lines.append("Plans: none yet.")
     if doc["models"]:
@@ -211,6 +216,17 @@ def render_text(doc: dict[str, Any], colour: Callable[[str, str], str]) -> list[
         lines.append("")
         lines.append(colour("note:", "dim") + " " + note)
     return lines
+
+
+def _parts_line(p: dict[str, Any]) -> str:
+    """How a two-part plan runs: its expand part now, its contract part in the next deploy."""
+    late = [h for h in p["hazards"] if h["part"] == "contract"]
+    placed = sum(h["kind"] == "BACKWARD_INCOMPATIBLE" and h["approved"] and h["reason"]
+                 and h["reason"].startswith("in the contract part") for h in late)
+    extra = f"; {len(late)} hazard(s) in contract" if late else ""
+    extra += f" ({placed} needing no approval there)" if placed else ""
+    return (f"two parts: expand {short(p['from'])} -> {short(p['expanded'])} in the deploy "
+            f"that ships the new code, contract -> {short(p['to'])} in the next deploy{extra}")
 
 
 def _verdict(doc: dict[str, Any], colour: Callable[[str, str], str]) -> str:
@@ -350,8 +366,9 @@ def _markdown(
         for p, hz in hazards:
             approval = (f"✅ {_cell(hz['reason'] or 'approved')}" if hz["approved"]
                         else "❌ not approved")
-            out.append(f"| `{_cell(_basename(p['file']))}` | {hz['line']} | {hz['kind']} | "
-                       f"{_code(hz['text'])} | {approval} |")
+            where = f" ({hz['part']} part)" if hz.get("part") else ""
+            out.append(f"| `{_cell(_basename(p['file']))}` | {hz['line']}{where} | "
+                       f"{hz['kind']} | {_code(hz['text'])} | {approval} |")
         out.append("")
     if plans:
         title = "Plans in this pull request" if filtered else "Plans"
@@ -359,6 +376,9 @@ def _markdown(
                 "|---|---|---|---|"]
         for p in plans:
             arrow = f"`{short(p['from'])}` → `{short(p['to'])}`" if p["to"] else ""
+            if p.get("expanded"):  # expand now, contract in the next deploy
+                arrow = (f"`{short(p['from'])}` → `{short(p['expanded'])}` (expand) → "
+                         f"`{short(p['to'])}` (contract)")
             waiting = sum(not hz["approved"] for hz in p["hazards"])
             count = (f"{len(p['hazards'])} ({waiting} not approved)" if waiting
                      else str(len(p["hazards"])))

@@ -72,6 +72,7 @@ class HazardCheck:
     line: int  # line of the statement in the plan file
     approved: bool
     reason: str | None = None
+    part: str | None = None  # 'expand' | 'contract' in a two-part plan, else None
 
 
 @dataclass
@@ -87,6 +88,7 @@ class PlanCheck:
     replay_message: str = ""
     hazards: list[HazardCheck] = field(default_factory=list)
     sql: str = ""  # the body as written (header removed)
+    expanded_fingerprint: str | None = None  # two-part plans: the state between the parts
 
 
 @dataclass
@@ -264,7 +266,7 @@ def _load(config: Config, result: CheckResult) -> tuple[list[Plan], dict[Path, P
         plans.append(plan)
         checks[path] = PlanCheck(
             relative(config, path), plan.name, plan.from_fingerprint, plan.to_fingerprint,
-            sql=plan.body.strip("\n") + "\n",
+            sql=plan.body.strip("\n") + "\n", expanded_fingerprint=plan.expanded_fingerprint,
         )
         result.plans.append(checks[path])
     return plans, checks
@@ -326,6 +328,7 @@ def _hazard_findings(
             checks[plan.path].hazards.append(HazardCheck(
                 hazard.kind, hazard.text, hazard.line, approval is not None,
                 approval.reason if approval else None,
+                plan.part_of_line(hazard.line) if plan.two_part else None,
             ))
             if approval is None:
                 result.add(Finding(

@@ -17,7 +17,7 @@ _KNOWN_KEYS = {
     "metadata", "extensions", "sql", "plans", "snapshot", "postgres", "exclude",
     "scratch", "docker_image", "lock_timeout", "statement_timeout", "history_schema",
     "alembic_stamp",
-    "online",
+    "online", "contract",
     "on_ahead", "keep_dropped_data", "keep_max_mb",
     "roles", "privileges",
 }
@@ -44,6 +44,7 @@ class Config:
     history_schema: str = HISTORY_SCHEMA
     alembic_stamp: str | None = None  # revision apply keeps in alembic_version (opt-in)
     online: bool = True  # generate online-safe forms for existing tables (issue 11)
+    contract: bool = True  # split generated plans into expand + contract parts (issue 11)
     on_ahead: str = "auto"
     keep_dropped_data: bool = True
     keep_max_mb: float = 100.0
@@ -127,6 +128,12 @@ def load_config(root: Path | str | None = None) -> Config:
             f"[tool.deploy] online = {online!r} in {path} must be true or false (false: plans "
             "use the plain, blocking forms for existing tables)."
         )
+    contract = table.get("contract", True)
+    if not isinstance(contract, bool):
+        raise DeployError(
+            f"[tool.deploy] contract = {contract!r} in {path} must be true or false (false: "
+            "plans are never split into an expand and a contract part)."
+        )
     for key in ("sql", "plans", "snapshot", "extensions", "docker_image"):
         if key in table and not isinstance(table[key], str):
             raise DeployError(f"[tool.deploy] {key} in {path} must be a string.")
@@ -167,6 +174,7 @@ def load_config(root: Path | str | None = None) -> Config:
         history_schema=str(table.get("history_schema", HISTORY_SCHEMA)),
         alembic_stamp=stamp,
         online=online,
+        contract=contract,
         on_ahead=on_ahead,
         keep_dropped_data=keep,
         keep_max_mb=float(keep_max),

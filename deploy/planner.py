@@ -13,6 +13,7 @@ from pglast import ast, enums
 from sqlalchemy.engine import URL
 
 from deploy import cache, renames, reverse, snapshot, urls
+from deploy import contract as contract_split
 from deploy import desired as desired_state
 from deploy import target as target_db
 from deploy.config import Config
@@ -25,7 +26,7 @@ from deploy.fingerprint import (
     fingerprint,
     format_differences,
 )
-from deploy.hazards import Hazard, classify
+from deploy.hazards import Hazard, classify, review
 from deploy.plans import (
     PlanGraph,
     load_chain,
@@ -37,6 +38,7 @@ from deploy.proof import (
     converge,
     describe_url,
     prove,
+    prove_parts,
     replay,
 )
 from deploy.scratch import ScratchServer, open_scratch
@@ -60,6 +62,10 @@ class PlanResult:
     target_on_chain: bool | None = None
     notes: list[str] = field(default_factory=list)
     reverse_path: Path | None = None  # the reverse written with the plan (deploy/reverse.py)
+    # Two-part plans (deploy/contract.py): the state between expand and contract, and the
+    # contract part's BACKWARD_INCOMPATIBLE hazards, which their placement satisfies.
+    expanded_fingerprint: str | None = None
+    placed: list[Hazard] = field(default_factory=list)
 
 
 def make_plan(
@@ -71,6 +77,7 @@ def make_plan(
     target: str | None = None,
     sql_file: Path | None = None,
     online: bool | None = None,
+    contract: bool | None = None,
     progress: Progress = lambda _msg: None,
     use_cache: bool = True,
 ) -> PlanResult:
@@ -80,9 +87,12 @@ def make_plan(
     Never writes a plan that does not land exactly on the models' fingerprint. `online`
     (default: [tool.deploy] online) picks the non-blocking forms for existing tables. With
     nothing changed since a verified run (deploy.cache), answers without a scratch server.
+    `contract` (default: [tool.deploy] contract) splits a generated plan into an expand and
+    a contract part (deploy/contract.py) when both parts prove.
     """
     exclusions = config.exclusions
     online = config.online if online is None else online
+    contract = config.contract if contract is None else contract
     graph = load_chain(config.plans_dir)
     desired = desired_state.load_desired(config)
     if target is not None:
@@ -139,6 +149,8 @@ def make_plan(
                     exit_code=1,
                     details=format_differences(residual),
                 )
+            expanded, split_notes = _hand_written_parts(
+                server, body, sql_file, desired_desc, exclusions, progress)
         else:
             progress("diffing the replayed plans against the models")
             # renamed_from hints: diff from a renamed copy of the base (deploy/renames.py).
@@ -150,14 +162,23 @@ def make_plan(
             body = converge(
                 server, first, desired_url, desired_desc, exclusions, progress, online=online
             )
+            expanded, split_notes = None, []
+            if contract:
+                body, expanded, split_notes = _two_parts(
+                    server, body, base.description, desired_desc, base_fp, desired_fp,
+                    exclusions, progress)
 
         hazards = classify(body)
+        placed = _placed(body, hazards) if expanded else []
         result = PlanResult(
             "pending" if check else "written",
             sql=body,
             from_fingerprint=base_fp,
             to_fingerprint=desired_fp,
-            hazards=hazards,
+            hazards=[h for h in hazards if h not in placed],
+            expanded_fingerprint=expanded,
+            placed=placed,
+            notes=split_notes,
         )
         if sql_file is None:
             result.notes += rename_notices(body, base_url, desired_url)
@@ -165,7 +186,8 @@ def make_plan(
             return result
         plan_name = name or "schema change"
         path = new_plan_path(config.plans_dir, plan_name)
-        header_body = render_plan(plan_name, base_fp, desired_fp, config.postgres, hazards, body)
+        header_body = render_plan(plan_name, base_fp, desired_fp, config.postgres, hazards, body,
+                                  expanded=expanded)
         # The way back is written with the plan, proven the same way (deploy/reverse.py).
         reverses, reverse_note = reverse.files_for(
             server, path, plan_name, base_fp, desired_fp, config.postgres, exclusions, progress,
@@ -177,8 +199,83 @@ def make_plan(
         result.snapshot_written = bool(stale)
         # Hazard lines were counted in the body; in the file the header comes first.
         shift = _body_line_shift(body, header_body)
-        result.hazards = [replace(h, line=h.line + shift) for h in hazards]
+        result.hazards = [replace(h, line=h.line + shift) for h in result.hazards]
+        result.placed = [replace(h, line=h.line + shift) for h in placed]
         return result
+
+
+def _two_parts(
+    server: ScratchServer,
+    body: str,
+    base_desc: Description,
+    desired_desc: Description,
+    base_fp: str,
+    desired_fp: str,
+    exclusions: Exclusions,
+    progress: Progress,
+) -> tuple[str, str | None, list[str]]:
+    """(body, expanded fingerprint, notes): the generated body cut into an expand and a
+    contract part when some statement would break the old code and both parts prove; else
+    the body unchanged, None, and a note saying why it stays one part."""
+    parts = contract_split.split(body, base_desc, desired_desc)
+    if not parts.contract:
+        return body, None, []
+    expanded, why = prove_parts(server, _script(parts.expand), _script(parts.contract),
+                                desired_desc, exclusions, progress)
+    if expanded is None or expanded == desired_fp:
+        why = why or "the expand part alone already reaches the models"
+        return body, None, [
+            f"The plan stays in one part (all of it runs in one deploy, while the old code "
+            "still serves): splitting off what the old code cannot live with did not prove: "
+            f"{why.rstrip('. ')}. Review its BACKWARD_INCOMPATIBLE hazards with that in mind, "
+            "or turn splitting off for this plan with --no-contract."]
+    reasons = sorted(set(parts.reasons))
+    after = "an expand part" if parts.expand else "an empty expand part"
+    if parts.expand and expanded == base_fp:
+        after += " that leaves the schema's fingerprint as it is"
+    return contract_split.render_body(parts.expand, parts.contract), expanded, [
+        f"Two parts: {after}, which `apply` runs in the deploy that ships the new code, and "
+        f"{len(parts.contract)} statement(s) in the contract part, which runs in the next "
+        "deploy, after the new code is live (" + "; ".join(reasons) + "). Both parts are "
+        "proven: from -> expanded -> to."]
+
+
+def _hand_written_parts(
+    server: ScratchServer,
+    body: str,
+    sql_file: Path,
+    desired_desc: Description,
+    exclusions: Exclusions,
+    progress: Progress,
+) -> tuple[str | None, list[str]]:
+    """A --sql-file with its own `-- phase: contract` line is a two-part plan: prove its
+    parts one after the other and return the fingerprint between them (None: one part)."""
+    marker = contract_split.contract_line(body)
+    if marker is None:
+        return None, []
+    lines = body.split("\n")
+    # Blank lines keep the statements' line numbers those of the user's file.
+    expand = "\n".join(lines[: marker - 1])
+    contract = "\n" * (marker - 1) + "\n".join(lines[marker - 1 :])
+    expanded, why = prove_parts(server, expand, contract, desired_desc, exclusions, progress)
+    if expanded is None:
+        raise DeployError(
+            f"{sql_file} has a '-- phase: contract' line, but its two parts do not prove: {why} "
+            "Move statements across the line (or remove it for a one-part plan) and run the "
+            "same command again."
+        )
+    return expanded, [f"{sql_file} has two parts (split at its line {marker}); both are "
+                      "proven: from -> expanded -> to."]
+
+
+def _script(statements: list[str]) -> str:
+    return "\n\n".join(statements) + "\n" if statements else ""
+
+
+def _placed(body: str, hazards: list[Hazard]) -> list[Hazard]:
+    """The hazards whose place in the contract part is their approval (hazards.review)."""
+    verdict = review(body, [], hazards=hazards)
+    return [h for h, approval in verdict.hazards if approval is not None]
 
 
 def _body_line_shift(body: str, file_text: str) -> int:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from deploy.errors import DeployError
-from deploy.hazards import Approval, Hazard
+from deploy.hazards import BACKWARD_INCOMPATIBLE, Approval, Hazard
 
 _FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
 _HEADER_KEY = re.compile(
@@ -40,6 +40,14 @@ _HEADER_KEY = re.compile(
 )
 # The body line that starts a plan's contract part (compared after stripping whitespace).
 CONTRACT_MARKER = "-- phase: contract"
+_PHASE_PREFIX = "-- phase:"
+# Free comment lines render_plan writes above the hazards of each part of a two-part plan.
+EXPAND_HAZARDS = ("-- Expand part (runs in the deploy that ships the new code, while the old "
+                  "code still serves):")
+CONTRACT_HAZARDS = "-- Contract part (runs in the next deploy, after the new code is live):"
+# Prefix of the free comment that lists a contract-part BACKWARD_INCOMPATIBLE hazard, which
+# its placement satisfies (deploy/hazards/approval.py): not a `-- hazard:` line to approve.
+PLACED = "-- no approval needed, runs after the old code is gone:"
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,10 @@ def parse_plan_text(path: Path, text: str) -> Plan:
     lines = text.split("\n")
     for number, raw in enumerate(lines, start=1):
         line = raw.strip()
+        # The body may open with a phase line; with an empty expand part the contract
+        # marker itself follows the header's comments: either ends the header.
+        if line.startswith(_PHASE_PREFIX):
+            break
         if not line.startswith("--"):
             if line:
                 break
@@ -430,23 +442,44 @@ def render_plan(
     postgres: int,
     hazards: Iterable[Hazard],
     body: str,
+    *,
+    expanded: str | None = None,
 ) -> str:
-    """The text of a new plan file: header, then the SQL."""
+    """The text of a new plan file: header, then the SQL.
+
+    With `expanded` (a two-part plan; `body` holds the CONTRACT_MARKER line and `hazards`
+    carry lines of `body`), the header gets `-- expanded:` and lists the hazards per part;
+    a BACKWARD_INCOMPATIBLE hazard of the contract part is shown but needs no approval."""
     header = [
         # A control character in the name would make the file one that parse_plan refuses.
         f"-- plan: {' '.join(_INVISIBLE.sub(' ', name).split())}",
         f"-- from: {from_fingerprint}",
         f"-- to:   {to_fingerprint}",
-        f"-- postgres: {postgres}",
     ]
+    if expanded is not None:
+        header.append(f"-- expanded: {expanded}")
+    header.append(f"-- postgres: {postgres}")
     hazard_list = list(hazards)
-    if hazard_list:
+    marker = next((n for n, line in enumerate(body.split("\n"), start=1)
+                   if line.strip() == CONTRACT_MARKER), None) if expanded else None
+    placed = [h for h in hazard_list
+              if marker is not None and h.line > marker and h.kind == BACKWARD_INCOMPATIBLE]
+    to_approve = [h for h in hazard_list if h not in placed]
+    if to_approve:
         header.append(
             "-- Each hazard needs a reviewer's approval: copy its line, change 'hazard' to "
             "'approve', add ' -- <reason>'."
         )
-    for hazard in hazard_list:
-        header.append(f"-- hazard: {hazard.text}")
+    if marker is None:
+        header += [f"-- hazard: {hazard.text}" for hazard in to_approve]
+    else:
+        early = [h for h in to_approve if h.line < marker]
+        late = [h for h in to_approve if h.line > marker]
+        if early:
+            header += [EXPAND_HAZARDS, *(f"-- hazard: {h.text}" for h in early)]
+        if late or placed:
+            header += [CONTRACT_HAZARDS, *(f"-- hazard: {h.text}" for h in late),
+                       *(f"{PLACED} {h.text}" for h in placed)]
     return "\n".join(header) + "\n\n" + body.strip() + "\n"
 
 

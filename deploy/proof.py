@@ -32,6 +32,7 @@ from deploy.plans import Plan, short
 from deploy.runner import StatementFailed, plan_steps, run_steps
 from deploy.scratch import ScratchServer
 from deploy.statements import StatementError
+from deploy.statements import parse as parse_statements
 from deploy.statements import split as split_statements
 
 Progress = Callable[[str], None]
@@ -92,27 +93,91 @@ def replay(
                 f"schema before it is {short(before)}. Delete or fix the plan, then run "
                 "`invoke check`."
             )
-        conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
-        try:
-            run_steps(conn, plan_steps(plan.body, plan.filename), filename=plan.filename)
-        except DeployError as exc:  # a refused statement, or SQL the runner will not run
-            return Replay(url, current, number - 1, exc.message, exc.line)
-        finally:
-            conn.close()
-        current = describe_url(url, exclusions)
-        after = fingerprint(current)
-        if after != plan.to_fingerprint:
-            return Replay(url, current, number - 1,
-                f"{plan.filename} does not land on its 'to' ({short(plan.to_fingerprint)}); it "
-                f"produces {short(after)}, so its SQL was probably edited after it was generated. "
-                "Restore it from version control (git diff shows the edit), or change the SQL "
-                "until it produces exactly its 'to' schema. `invoke plan` cannot fix this while "
-                "the plan is in the chain: for an intended edit of the newest plan that no "
-                "database has applied yet, save its SQL to a file, delete the plan, and run "
-                "`invoke plan --name \"...\" --sql-file <that file>` (it proves the SQL against "
-                "the models and writes a new header)."
-            )
+        # A two-part plan lands twice: its expand part on `expanded`, then its contract
+        # part on `to` (deploy/plans.py); each landing is checked like a one-part plan's.
+        for body, want, part in _parts(plan):
+            conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
+            try:
+                if part is None or parse_statements(body):  # an empty part runs nothing
+                    run_steps(conn, plan_steps(body, plan.filename), filename=plan.filename)
+            except DeployError as exc:  # a refused statement, or SQL the runner will not run
+                return Replay(url, current, number - 1, exc.message, exc.line)
+            finally:
+                conn.close()
+            current = describe_url(url, exclusions)
+            after = fingerprint(current)
+            if after != want:
+                return Replay(url, current, number - 1, _missed(plan, part, want, after))
     return Replay(url, current, len(chain))
+
+
+def _parts(plan: Plan) -> list[tuple[str, str, str | None]]:
+    """(body, fingerprint it must land on, part name or None for a one-part plan)."""
+    if not plan.two_part or plan.expanded_fingerprint is None:
+        return [(plan.body, plan.to_fingerprint, None)]
+    return [(plan.expand_body, plan.expanded_fingerprint, "expand"),
+            (plan.contract_body, plan.to_fingerprint, "contract")]
+
+
+def _missed(plan: Plan, part: str | None, want: str, got: str) -> str:
+    """Why a plan (or one of its parts) did not land where its header says."""
+    if part == "expand":
+        return (
+            f"{plan.filename}: its expand part (above '-- phase: contract') does not land on "
+            f"its 'expanded' ({short(want)}); it produces {short(got)}. The expand SQL or the "
+            "'-- expanded:' line was edited after the plan was generated. Restore the plan from "
+            "version control (git diff shows the edit); a wanted change of an unapplied plan "
+            "is made by deleting it and running `invoke plan` again."
+        )
+    which = "its contract part (below '-- phase: contract')" if part == "contract" else "it"
+    return (
+        f"{plan.filename} does not land on its 'to' ({short(want)}); {which} "
+        f"produces {short(got)}, so its SQL was probably edited after it was generated. "
+        "Restore it from version control (git diff shows the edit), or change the SQL "
+        "until it produces exactly its 'to' schema. `invoke plan` cannot fix this while "
+        "the plan is in the chain: for an intended edit of the newest plan that no "
+        "database has applied yet, save its SQL to a file, delete the plan, and run "
+        "`invoke plan --name \"...\" --sql-file <that file>` (it proves the SQL against "
+        "the models and writes a new header)."
+    )
+
+
+def prove_parts(
+    server: ScratchServer,
+    expand_sql: str,
+    contract_sql: str,
+    desired_desc: Description,
+    exclusions: Exclusions,
+    progress: Progress,
+    *,
+    template: str = "base",
+) -> tuple[str | None, str]:
+    """Run the expand part, then the contract part, on a copy of the base (the replayed
+    head). Returns (the fingerprint between the parts, "") when both run and the result is
+    the models, else (None, why not): the planner then keeps the plan in one part."""
+    progress("proving the expand and contract parts on a copy of the replayed schema")
+    url = server.create_database("proof_parts", template=template)
+    try:
+        for sql, part in ((expand_sql, "expand"), (contract_sql, "contract")):
+            if not parse_statements(sql):
+                expanded = fingerprint(describe_url(url, exclusions))
+                continue
+            conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
+            try:
+                run_steps(conn, plan_steps(sql, f"the {part} part"), filename=part)
+            except DeployError as exc:
+                return None, f"its {part} part fails when run on its own: {exc.message}"
+            finally:
+                conn.close()
+            if part == "expand":
+                expanded = fingerprint(describe_url(url, exclusions))
+        residual = compare(describe_url(url, exclusions), desired_desc)
+        if residual:
+            return None, ("the two parts run one after the other do not reach the models: "
+                          + "; ".join(str(d) for d in residual[:3]))
+        return expanded, ""
+    finally:
+        server.drop_database("proof_parts")
 
 
 def converge(

@@ -40,6 +40,10 @@ def show_plan(out: Output, config: Config, result: PlanResult) -> int:
             "target": result.target,
             "target_on_chain": result.target_on_chain,
             "hazards": hazards,
+            # Two-part plans: the state between the parts, and the contract part's
+            # BACKWARD_INCOMPATIBLE hazards that need no approval line.
+            "expanded": result.expanded_fingerprint,
+            "placed": [h.text for h in result.placed],
             "sql": result.sql,
             "notes": result.notes,
         },
@@ -68,10 +72,14 @@ def show_plan(out: Output, config: Config, result: PlanResult) -> int:
     out.text("")
     for text in hazards:
         out.text(out.colour("hazard: ", "red") + text)
+    for hazard in result.placed:
+        out.text(out.colour("in contract part, no approval needed: ", "yellow") + hazard.text)
     if result.plan_path:
+        middle = (f" -> {short(result.expanded_fingerprint)} (expand) -> "
+                  if result.expanded_fingerprint else " -> ")
         out.text(
             out.colour(f"Wrote {_relative(config, result.plan_path)}", "green")
-            + f" ({short(result.from_fingerprint)} -> {short(result.to_fingerprint)})"
+            + f" ({short(result.from_fingerprint)}{middle}{short(result.to_fingerprint)})"
             + f" and {_relative(config, config.snapshot)}."
         )
         if hazards:
