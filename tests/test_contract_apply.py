@@ -388,7 +388,7 @@ _KILLER = textwrap.dedent("""
 """)
 
 
-def _copy(pg: Databases, name: str, template: str) -> str:
+def _copy(pg: Databases, name: str, template: str | None) -> str:
     url = pg.server.create_database(name, template=template)
     return urls.sqlalchemy_url(url).replace("postgresql+psycopg2://", "postgresql://", 1)
 
@@ -406,7 +406,7 @@ def _kill(project: Path, url: str, deployment: str, mode: str, point: int) -> No
 def test_a_kill_at_every_step_boundary_of_either_part_resumes(
         pg: Databases, project: Path) -> None:
     base = "ckill_from"  # at the plan's `from`: the committed plans applied
-    deploy(project, _copy(pg, base, "template0"), "before")
+    deploy(project, _copy(pg, base, None), "before")
     plan = add_two_part_plan(project, pg, ";\n".join(_EXPAND) + ";",
                              ";\n".join(_CONTRACT) + ";", "kill parts")
     expanded = parse_plan(plan).expanded_fingerprint
