@@ -283,7 +283,7 @@ class _Run:
                     conn, plan, plan.filename in expanded_now):
                 return self._defer(conn, plan, units[index + 1:], result)
             label = f"{plan.filename} ({part} part)" if part else plan.filename
-            self.progress(f"applying {label}")
+            self.progress(f"applying {label} ({index + 1}/{len(units)})")
             started = time.monotonic()
             current = self._apply_one(conn, plan, current, resumed, part)
             if part == "expand":

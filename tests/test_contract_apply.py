@@ -215,6 +215,9 @@ def test_expand_in_this_deploy_contract_in_the_next(
     assert old["state"] == "ahead" and old["exit_code"] == 0, old
     with health_server(older, url) as base:
         assert get(base + "/healthz")[0] == 200
+    # Railway's Rollback button to the old code: the expand part only added, so it stays.
+    assert "ahead" in deploy(older, url, "rollback-button")
+    assert {"summary", "description"} <= columns(pg, url)
     # check --target places it too (read-only), not as drift.
     from deploy.checker import CheckResult, _check_target
     result = CheckResult()
