@@ -2,7 +2,10 @@
 
 One row per plan an apply ran (applied, failed, interrupted, or still running), per
 adoption of a database that was already at a known state, and, for a plan run step by
-step, how many steps committed plus the fingerprint to resume from. The schema is the
+step, how many steps committed plus the fingerprint to resume from. A two-part plan gets a
+row per part (`part` expand / contract, each with its own fingerprints), and a 'deferred'
+row for each deploy that went live with its contract part pending (`deployment`, else
+`git_sha`, tells deploys apart). The schema is the
 tool's own bookkeeping, not part of the application's schema, so fingerprints and diffs
 exclude it (`Config.exclusions`): creating it or adding rows never reads as drift.
 
@@ -83,7 +86,7 @@ def who(config: Config) -> Who:
         user = str(os.getuid())
     return Who(
         client_host=f"{user}@{socket.gethostname()}",
-        deployment=os.environ.get("RAILWAY_DEPLOYMENT_ID"),
+        deployment=os.environ.get("RAILWAY_DEPLOYMENT_ID") or None,  # set but empty: unset
         git_sha=os.environ.get("RAILWAY_GIT_COMMIT_SHA") or os.environ.get("GITHUB_SHA")
         or os.environ.get("GIT_COMMIT") or _git_head(config),
     )

@@ -118,11 +118,17 @@ def add_one_part_plan(project: Path, pg: Databases, sql: str, name: str) -> Path
     return path
 
 
+def ids(deployment: str | None = None, commit: str = "") -> dict[str, str]:
+    """Environment that makes `deployment` (else `commit`, else nothing) the deploy id, whatever
+    the machine running the tests sets (GitHub Actions sets GITHUB_SHA)."""
+    return {"RAILWAY_DEPLOYMENT_ID": deployment or "", "RAILWAY_GIT_COMMIT_SHA": "",
+            "GITHUB_SHA": "", "GIT_COMMIT": commit}
+
+
 def deploy(project: Path, url: str, deployment: str | None, *args: str,
            code: int = 0) -> str:
     """`invoke apply` as Railway's pre-deploy runs it for deployment `deployment`."""
-    env = {"RAILWAY_DEPLOYMENT_ID": deployment} if deployment else {}
-    done = run_invoke(project, "apply", "--target", url, *args, env=env)
+    done = run_invoke(project, "apply", "--target", url, *args, env=ids(deployment))
     assert done.returncode == code, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     return done.stdout + done.stderr
@@ -277,6 +283,20 @@ def test_without_a_deployment_id_every_run_is_a_new_deploy(pg: Databases, projec
     assert [r[:2] for r in rows(pg, url, plan)][-1] == ("contract", "applied")
 
 
+def test_the_git_commit_tells_deploys_apart_without_a_railway_id(
+        pg: Databases, project: Path) -> None:
+    plan = add_two_part_plan(project, pg, ADD_SUMMARY, DROP_DESCRIPTION, "by commit")
+    url = pg.new("contract_sha")
+    for sha, kept in (("1111111", True), ("1111111", True), ("2222222", False)):
+        done = run_invoke(project, "apply", "--target", url, env=ids(commit=sha))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert ("description" in columns(pg, url)) is kept, sha
+    assert [(r["part"], r["status"], r["git_sha"]) for r in history(pg, url)
+            if r["plan"] == plan.name] == [("expand", "applied", "1111111"),
+                                           ("contract", "deferred", "1111111"),
+                                           ("contract", "applied", "2222222")]
+
+
 def test_a_plan_that_only_drops_keeps_the_column_until_the_next_deploy(
         pg: Databases, project: Path, tmp_path: Path) -> None:
     older = tmp_path / "older"
@@ -399,7 +419,7 @@ def _copy(pg: Databases, name: str, template: str | None) -> str:
 def _kill(project: Path, url: str, deployment: str, mode: str, point: int) -> None:
     killer = project / "killer.py"
     killer.write_text(_KILLER)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "RAILWAY_DEPLOYMENT_ID": deployment}
+    env = {**os.environ, "PYTHONPATH": str(REPO), **ids(deployment)}
     env.pop("DATABASE_URL", None)
     proc = subprocess.run([sys.executable, str(killer), mode, str(point), url], cwd=project,
                           env=env, capture_output=True, text=True, timeout=120)
