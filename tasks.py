@@ -117,12 +117,14 @@ def plan(  # noqa: PLR0913
         "statement_timeout": "statement_timeout for plan statements (default from config)",
         "retries": "attempts per plan when a lock wait times out (default 5)",
         "dry_run": "print the plans and statements that would run; change nothing",
+        "contract": "run pending contract parts now (only once no running code uses what they "
+                    "drop); default: a later deploy runs them",
         "format": _FORMAT_HELP,
     }
 )
 def apply(  # noqa: PLR0913
     c, target="", wait="30", lock_timeout="", statement_timeout="", retries="5", dry_run=False,
-    format="text",  # noqa: A002
+    contract=False, format="text",  # noqa: A002
 ):
     """Apply the reviewed plans to the target database (Railway pre-deploy step)."""
 
@@ -130,7 +132,7 @@ def apply(  # noqa: PLR0913
         from deploy.applier import apply_plans
         from deploy.views import show_apply
 
-        result = apply_plans(config, **_apply_options(
+        result = apply_plans(config, force_contract=contract, **_apply_options(
             target, wait, lock_timeout, statement_timeout, retries, dry_run, out))
         return show_apply(out, result)
 

@@ -5,6 +5,10 @@ import of the models. Per run: connect (with backoff) → advisory lock → fing
 path of plans to head → each plan in one transaction with lock/statement timeouts,
 verified against its `to` before it commits, and recorded in the history table.
 
+A two-part plan (expand / contract) runs its expand part in the deploy that meets it and its
+contract part in a later one (a different deploy id, see `_contract_allowed`), each part
+verified against its own fingerprint (`expanded`, then `to`) and recorded as its own row.
+
 A plan with statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY, …) is
 run step by step; the history row remembers how many steps committed and the schema's
 fingerprint at that point, so a re-run after a crash resumes exactly there, and only when
@@ -24,7 +28,7 @@ import psycopg2
 from deploy import alembic, history, keep, position, reverse, session, snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
-from deploy.errors import ERROR, UNAPPROVED_HAZARD, DeployError
+from deploy.errors import ERROR, PENDING, UNAPPROVED_HAZARD, DeployError
 from deploy.fingerprint import (
     Description,
     Exclusions,
@@ -33,7 +37,7 @@ from deploy.fingerprint import (
     fingerprint,
     format_differences,
 )
-from deploy.hazards import review
+from deploy.hazards import classify, review
 from deploy.plans import Plan, PlanGraph, load_chain, short
 from deploy.runner import READ_ONLY, Step, plan_steps, run_steps
 from deploy.statements import (
@@ -57,13 +61,14 @@ class AppliedPlan:
     seconds: float
     statements: tuple[str, ...] = ()
     resumed_at_step: int | None = None  # set when an interrupted plan was resumed
+    part: str | None = None  # 'expand' | 'contract' for one part of a two-part plan
 
 
 @dataclass
 class ApplyResult:
     """What `apply` did."""
 
-    status: str  # "up-to-date" | "applied" | "dry-run"
+    status: str  # "up-to-date" | "applied" | "dry-run" | "contract-pending" | "ahead" | …
     target: str
     live_fingerprint: str
     head: str | None
@@ -71,6 +76,7 @@ class ApplyResult:
     adopted: bool = False  # in a dry run: would adopt
     adopted_state: str | None = None
     message: str | None = None  # e.g. why a database ahead of the plans was left in place
+    contract_pending: str | None = None  # plan whose contract part waits for the next deploy
 
 
 def check_approvals(plans: list[Plan]) -> None:
@@ -108,12 +114,15 @@ def apply_plans(
     lock_wait: float = 600.0,
     progress: Progress = lambda _msg: None,
     action: Callable[[_Run, Connection, bool], ApplyResult] | None = None,
+    force_contract: bool = False,
 ) -> ApplyResult:
     """Bring the target to the head of the plans; exactly the reviewed SQL, nothing else.
 
-    Raises DeployError (exit 1 error, 3 unapproved hazard, 4 drift); never leaves a plan
-    half-applied except between the committed steps of a plan that cannot run in one
-    transaction, which the next run resumes.
+    A contract part runs only in a later deploy than its expand part, or with
+    `force_contract`. Raises DeployError (exit 1 error, 2 a plan waits behind a pending
+    contract, 3 unapproved hazard, 4 drift); never leaves a plan half-applied except between
+    the committed steps of a plan that cannot run in one transaction, which the next run
+    resumes.
     """
     # Plans first: a damaged file must fail before anything touches the database.
     graph = load_chain(config.plans_dir, required=True)
@@ -127,6 +136,7 @@ def apply_plans(
         where=where,
         retries=max(1, int(retries)),
         progress=progress,
+        force_contract=force_contract,
     )
     conn = target_db.connect(url, wait=wait, read_only=dry_run, progress=progress)
     try:
@@ -205,6 +215,7 @@ class _Run:
     current_row: int | None = None  # history row of the plan being applied
     pinned: dict[str, str] = field(default_factory=dict)
     undoing: str | None = None  # running the reverse of this plan (invoke rollback)
+    force_contract: bool = False  # `invoke apply --contract`: run contract parts now
 
     @property
     def schema(self) -> str:
@@ -231,32 +242,22 @@ class _Run:
             return on_ahead(self, conn, where_now, result, dry_run)
         path, resume = where_now.path, where_now.resume
         if resume is not None:
+            part = f" ({resume.part} part)" if resume.part else ""
             self.progress(
-                f"{resume.plan.filename} was stopped part-way by an earlier run; resuming at "
-                f"step {resume.steps_done + 1}"
+                f"{resume.plan.filename}{part} was stopped part-way by an earlier run; resuming "
+                f"at step {resume.steps_done + 1}"
             )
+        units = _units(where_now)
         check_approvals(path)
-        for plan in path:  # a plan the runner refuses must stop the run before any plan runs
-            plan_steps(plan.body, plan.filename)
+        for plan, part in units:  # a plan the runner refuses must stop the run before any runs
+            position.part_steps(plan, part)
         self._warn_version(conn, path)
         adopt_state = None
-        if resume is None and live_fp != graph.start and not history.has_rows(conn, self.schema):
+        if (resume is None and where_now.contract is None and live_fp != graph.start
+                and not history.has_rows(conn, self.schema)):
             adopt_state = _state_name(graph, live_fp)
         if dry_run:
-            result.status = "dry-run"
-            result.adopted = adopt_state is not None
-            result.adopted_state = adopt_state
-            for index, plan in enumerate(path):
-                resumed_at = resume.steps_done if resume is not None and index == 0 else None
-                statements = tuple(
-                    s.sql for st in plan_steps(plan.body, plan.filename)[resumed_at or 0:]
-                    for s in st.statements
-                )
-                result.applied.append(AppliedPlan(
-                    plan.filename, plan.from_fingerprint, plan.to_fingerprint, 0.0, statements,
-                    resumed_at,
-                ))
-            return result
+            return self._dry_run(conn, where_now, units, result, adopt_state)
         if adopt_state is not None or path:
             history.ensure(conn, self.schema)
         if adopt_state is not None:
@@ -275,25 +276,121 @@ class _Run:
             self.progress(f"{self.where} is up to date ({short(live_fp)})")
             return result
         current = live
-        for index, plan in enumerate(path):
+        expanded_now: set[str] = set()  # plans whose expand part this run applied
+        for index, (plan, part) in enumerate(units):
             resumed = resume if index == 0 else None
-            self.progress(f"applying {plan.filename} ({index + 1}/{len(path)})")
+            if part == "contract" and resumed is None and not self._contract_allowed(
+                    conn, plan, plan.filename in expanded_now):
+                return self._defer(conn, plan, units[index + 1:], result)
+            label = f"{plan.filename} ({part} part)" if part else plan.filename
+            self.progress(f"applying {label} ({index + 1}/{len(units)})")
             started = time.monotonic()
-            current = self._apply_one(conn, plan, current, resumed)
+            current = self._apply_one(conn, plan, current, resumed, part)
+            if part == "expand":
+                expanded_now.add(plan.filename)
             result.applied.append(AppliedPlan(
-                plan.filename, plan.from_fingerprint, plan.to_fingerprint,
-                time.monotonic() - started, (), resumed.steps_done if resumed else None,
+                plan.filename, plan.expanded_fingerprint if part == "contract"
+                else plan.from_fingerprint, position.target_of(plan, part),
+                time.monotonic() - started, (), resumed.steps_done if resumed else None, part,
             ))
         result.status = "applied"
+        return result
+
+    # --- expand / contract ---------------------------------------------------------------
+
+    def _contract_allowed(self, conn: Connection, plan: Plan, expanded_now: bool) -> bool:
+        """Whether this run may run `plan`'s contract part: with --contract; never in the run
+        that ran its expand part; else when a deploy other than this one went live on the
+        expanded schema (so no code older than the plan is serving any more). Without a
+        deploy id (no RAILWAY_DEPLOYMENT_ID, no git commit) every run counts as a new deploy.
+        """
+        if self.force_contract:
+            return True
+        if expanded_now:
+            return False
+        _autocommit(conn)
+        current = history.deploy_id(self.who)
+        if current is None:
+            return True
+        return any(other != current
+                   for other in history.deferred_deploys(conn, self.schema, plan))
+
+    def _defer(self, conn: Connection, plan: Plan, waiting: list[tuple[Plan, str | None]],
+               result: ApplyResult) -> ApplyResult:
+        """Stop before `plan`'s contract part: exit 0 when nothing waits behind it (the code
+        of this deploy goes live on the expanded schema, recorded so that the next deploy runs
+        the contract), else exit 2, since this code needs the plans that wait."""
+        later = [p.filename for p, _ in waiting]
+        ran = ", ".join(f"{a.filename}" + (f" ({a.part} part)" if a.part else "")
+                        for a in result.applied)
+        if later:
+            raise DeployError(
+                f"{', '.join(later)} wait(s) behind the contract part of {plan.filename}, which "
+                "this deploy does not run: the code that was serving when it started may still "
+                "use what that part drops (Railway runs pre-deploy while the old version "
+                f"serves). {f'Applied now: {ran}. ' if ran else ''}Nothing failed and nothing "
+                "drifted, but this code expects the plans that wait, so apply exits 2 (changes "
+                "pending) and the deploy must not go live. What to do: deploy a commit whose "
+                f"plans end at {plan.filename} first (its apply leaves the contract pending and "
+                "its code goes live; the deploy after it runs the contract and the rest), or "
+                "run `invoke apply --contract` once no running code uses what the contract part "
+                "drops.",
+                exit_code=PENDING,
+            )
+        note = (f"contract part of {plan.filename} pending: this deploy's code goes live on the "
+                "expanded schema; the next deploy runs it")
+        _autocommit(conn)
+        history.record_deferred(conn, self.schema, plan, self.who, note)
+        result.status = "contract-pending"
+        result.contract_pending = plan.filename
+        result.live_fingerprint = plan.expanded_fingerprint or result.live_fingerprint
+        result.message = (
+            f"Contract pending: {plan.filename}, runs at the next deploy (a different "
+            "RAILWAY_DEPLOYMENT_ID or git commit), once no code older than this plan serves; "
+            "`invoke apply --contract` runs it now.")
+        self.progress(result.message)
+        return result
+
+    def _dry_run(self, conn: Connection, where_now: position.Position,
+                 units: list[tuple[Plan, str | None]], result: ApplyResult,
+                 adopt_state: str | None) -> ApplyResult:
+        """What apply would run, up to the first contract part it would leave pending."""
+        resume = where_now.resume
+        result.status = "dry-run"
+        result.adopted = adopt_state is not None
+        result.adopted_state = adopt_state
+        expanded_now: set[str] = set()
+        for index, (plan, part) in enumerate(units):
+            resumed_at = resume.steps_done if resume is not None and index == 0 else None
+            if part == "contract" and resumed_at is None and not self._contract_allowed(
+                    conn, plan, plan.filename in expanded_now):
+                result.contract_pending = plan.filename
+                waiting = ", ".join(p.filename for p, _ in units[index + 1:])
+                result.message = (
+                    f"would stop before the contract part of {plan.filename} (it runs at the "
+                    "next deploy)" + (f"; waiting behind it: {waiting}" if waiting else ""))
+                break
+            if part == "expand":
+                expanded_now.add(plan.filename)
+            statements = tuple(s.sql for st in position.part_steps(plan, part)[resumed_at or 0:]
+                               for s in st.statements)
+            result.applied.append(AppliedPlan(
+                plan.filename, plan.expanded_fingerprint if part == "contract"
+                else plan.from_fingerprint, position.target_of(plan, part), 0.0, statements,
+                resumed_at, part,
+            ))
         return result
 
     # --- one plan -----------------------------------------------------------------------
 
     def _apply_one(
-        self, conn: Connection, plan: Plan, before: Description, resume: position.Resume | None
+        self, conn: Connection, plan: Plan, before: Description, resume: position.Resume | None,
+        part: str | None = None,
     ) -> Description:
-        """Run one plan (from its first step, or from where `resume` says); return its `to`."""
-        steps = plan_steps(plan.body, plan.filename)
+        """Run one plan, or one `part` of a two-part plan (from its first step, or from where
+        `resume` says); return the schema it lands on (`to`, or `expanded` for the expand part).
+        """
+        steps = position.part_steps(plan, part)
         started = time.time()
         conn.autocommit = True  # history bookkeeping between steps commits on its own
         # Nothing lost (deploy/keep.py): dropped data is kept first, a reverse restores it.
@@ -301,8 +398,15 @@ class _Run:
             steps = keep.add_keeps(conn, self.config, plan, steps, self.progress)
         elif self.undoing is not None:
             steps = keep.add_restores(conn, self.config, self.undoing, steps, self.progress)
+        recorded = _recorded(plan, part) if self.undoing is None else (None, None)
+        rows = {"from_fp": plan.expanded_fingerprint if part == "contract" else None,
+                "to_fp": position.target_of(plan, part), "part": part,
+                "reverse_sql": recorded[0], "expand_only": recorded[1]}
+        if not steps:  # an empty expand part: nothing to run, `expanded` is `from`
+            history.insert_row(conn, self.schema, plan, "applied", started, self.who, **rows,
+                               note="the expand part is empty: nothing ran before the contract")
+            return before
         single = len(steps) == 1 and steps[0].transactional
-        recorded = reverse.recorded(plan) if self.undoing is None else (None, None)
         history_id: int | None = None
         start_step = 0
         if resume is not None:
@@ -315,14 +419,12 @@ class _Run:
             # Committed before the plan's transaction opens: if the process or its connection
             # dies, this row still says the plan was tried (a later run reconciles it).
             history_id = history.insert_row(conn, self.schema, plan, "running", started,
-                                            self.who, reverse_sql=recorded[0],
-                                            expand_only=recorded[1])
+                                            self.who, **rows)
         else:
             invalid = position.invalid_indexes(conn)
             history_id = history.insert_row(
                 conn, self.schema, plan, "running", started, self.who,
-                resume_fp=position.resume_fingerprint(before, invalid, steps[0]),
-                reverse_sql=recorded[0], expand_only=recorded[1],
+                resume_fp=position.resume_fingerprint(before, invalid, steps[0]), **rows,
             )
         self.current_row = history_id
         after: dict[str, Description] = {}
@@ -337,7 +439,7 @@ class _Run:
                 history.update_row(cur, self.schema, history_id, steps_done=steps_done,
                                    resume_fp=resume_fp)
                 return
-            after["to"] = self._verify(view, plan, steps, single, before)
+            after["to"] = self._verify(view, plan, steps, single, before, part)
             history.update_row(cur, self.schema, history_id,
                                status="rolled-back" if self.undoing else "applied",
                                steps_done=steps_done, finished=True)
@@ -397,14 +499,16 @@ class _Run:
                 ) from None
 
     def _verify(self, view: Connection, plan: Plan, steps: list[Step], single: bool,
-                before: Description) -> Description:
-        """Inside the last step's transaction: the schema must now be exactly the plan's `to`."""
+                before: Description, part: str | None = None) -> Description:
+        """Inside the last step's transaction: the schema must now be exactly the plan's `to`
+        (its `expanded` after the expand part)."""
         after = describe(view, self.exclusions)
         after_fp = fingerprint(after)
-        if after_fp == plan.to_fingerprint:
+        expected = position.target_of(plan, part)
+        if after_fp == expected:
             return after
-        from_head = snapshot.head_differences(self.config, plan.to_fingerprint, after)
-        if from_head is not None and plan.to_fingerprint == self.graph.head:
+        from_head = snapshot.head_differences(self.config, expected, after)
+        if from_head is not None and expected == self.graph.head:
             title, differences = "Differences from the plan's 'to' (- expected, + got):", from_head
         else:  # no description of `to` at hand: show what the plan did, for a reviewer to judge
             title, differences = "What the plan changed (- before, + after):", compare(
@@ -431,9 +535,12 @@ class _Run:
         else:
             cause = ("The file was probably edited after it was generated: run `invoke check` "
                      "to see, and restore or regenerate it.")
+        which = ("its expand part ran, but the schema it produced" if part == "expand" else
+                 f"{'its contract part' if part else 'it'} ran, but the schema it produced")
+        label = "'expanded'" if part == "expand" else "'to'"
         raise DeployError(
-            f"{plan.filename} ran, but the schema it produced ({short(after_fp)}) is not the "
-            f"plan's 'to' ({short(plan.to_fingerprint)}), {undone}. {cause}",
+            f"{plan.filename}: {which} ({short(after_fp)}) is not the plan's {label} "
+            f"({short(expected)}), {undone}. {cause}",
             exit_code=ERROR,
             details=title + "\n" + format_differences(differences, 40),
         )
@@ -446,6 +553,43 @@ class _Run:
                 f"note: {self.where} runs PostgreSQL {major}; plans were verified on "
                 f"{', '.join(map(str, versions))}. A plan that lands elsewhere is rolled back."
             )
+
+
+def _autocommit(conn: Connection) -> None:
+    """Back to autocommit for bookkeeping after a part ran (its steps have all committed)."""
+    if not conn.autocommit:
+        conn.commit()  # ends the read-only transaction the runner's last check may have opened
+        conn.autocommit = True
+
+
+def _units(where_now: position.Position) -> list[tuple[Plan, str | None]]:
+    """What apply would run from `where_now`, in order: (plan, part), part None for a
+    one-part plan; a two-part plan gives its expand then its contract part."""
+    units: list[tuple[Plan, str | None]] = []
+    for index, plan in enumerate(where_now.path):
+        resumed = where_now.resume.part if where_now.resume is not None else None
+        if index == 0 and (where_now.contract is not None or resumed == "contract"):
+            units.append((plan, "contract"))
+        elif plan.two_part:
+            units += [(plan, "expand"), (plan, "contract")]
+        else:
+            units.append((plan, None))
+    return units
+
+
+def _recorded(plan: Plan, part: str | None) -> tuple[str | None, bool | None]:
+    """Reverse SQL and expand-only flag for a history row (deploy/reverse.py `recorded`).
+
+    The reverse goes from `to`: only the row that completes a plan carries it. The expand
+    row's flag says whether older code still works on `expanded` (the expand part has no
+    hazard), which is what an older deployment meeting this state decides by.
+    """
+    if part != "expand":
+        return reverse.recorded(plan)
+    try:
+        return None, not classify(plan.expand_body)
+    except Exception:  # noqa: BLE001 - unparseable plans are refused before this matters
+        return None, False
 
 
 def _set(conn: Connection, name: str, value: str, optional: bool = False) -> None:

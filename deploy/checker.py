@@ -636,10 +636,11 @@ def _check_target(
             details="\n".join(check.differences[:40]),
         ))
     elif found.path:
-        # Part-way through a resumable plan is not drift: apply resumes it.
+        # Part-way through a resumable plan is not drift: apply resumes it. Nor is the state
+        # between a plan's two parts: a later deploy runs its contract part.
         check.state = "pending"
         check.pending = found.pending
-        if found.resume is not None:
+        if found.resume is not None or found.contract is not None:
             result.notes.append(f"{where} is {found.matches}.")
     elif found.state == position.AHEAD:  # reached through reviewed plans: not drift
         check.state = "ahead"

@@ -1,7 +1,8 @@
 """A tiny HTTP endpoint for Railway's health check: is the live schema where the code expects?
 
-`GET /healthz` answers 200 only when the live schema is at the head of the plans (503
-otherwise, with the reason), so Railway holds back a deploy whose database is not ready.
+`GET /healthz` answers 200 only when the live schema is at the head of the plans, or at its
+expanded state with only the head plan's contract part pending (503 otherwise, with the
+reason), so Railway holds back a deploy whose database is not ready.
 `GET /status` returns the same JSON document as `invoke status --format json` to a request
 that sends `Authorization: Bearer $DEPLOY_STATUS_TOKEN`; anyone else (the endpoint is often
 public on Railway) gets only the state and the head: no history rows with user@host, no
@@ -89,9 +90,12 @@ class StatusCache:
 
 
 def healthy(document: dict[str, object]) -> bool:
-    """True when the live schema is at the head, or ahead of it through recorded plans."""
+    """True when the live schema is at the head, ahead of it through recorded plans, or at the
+    head's expanded state with only its contract part pending."""
     # "ahead": apply chose to leave a newer, expand-only state in place for this older code.
-    return document.get("state") in ("head", "ahead")
+    # "contract-pending": the code runs on `expanded`; the contract removes what it no
+    # longer uses, at the next deploy.
+    return document.get("state") in ("head", "ahead", "contract-pending")
 
 
 def minimal(document: dict[str, object]) -> dict[str, object]:
@@ -142,7 +146,8 @@ class _Handler(BaseHTTPRequestHandler):
             document = self.server.cache.get()
             error = document.get("status") == "error"
             if path == "/healthz" and healthy(document):
-                self._send(200, "text/plain", "ok: schema at head\n", body)
+                detail = self._detail(document, authorized)
+                self._send(200, "text/plain", f"ok: schema at head{detail}\n", body)
             elif path == "/healthz":
                 if error:  # the error text names hosts and databases: only for the token holder
                     reason = (document.get("error") if authorized else
@@ -165,8 +170,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, "text/plain", "not found\n", body)
 
     @staticmethod
+    def _detail(document: dict[str, object], authorized: bool | None) -> str:
+        """'; contract pending: …' when only a contract part is pending; the plan's name only
+        for the token holder (plan names stay out of what anyone may read, like /status)."""
+        if document.get("state") != "contract-pending":
+            return ""
+        if authorized:
+            return f"; {document.get('detail')}"
+        return "; contract pending, runs at the next deploy"
+
+    @staticmethod
     def _reason(document: dict[str, object]) -> str:
         state = document.get("state")
+        if state == "pending" and document.get("contract_pending"):
+            return ("plan(s) wait behind a pending contract part, which runs at the next deploy "
+                    "(or `invoke apply --contract`)")
         if state == "pending":
             return f"{len(document.get('pending') or [])} plan(s) pending; run `invoke apply`"
         if state == "drift":
@@ -228,7 +246,7 @@ def make_server(
 
     `token` (default: $DEPLOY_STATUS_TOKEN) unlocks the full /status document.
     """
-    port = port or _port_from_env()
+    port = port if port is not None else _port_from_env()  # 0: any free port
     token = token if token is not None else os.environ.get(TOKEN_VARIABLE, "").strip() or None
     cache = StatusCache(config, target=target, ttl=ttl)
     if host is not None:

@@ -2,7 +2,10 @@
 
 One row per plan an apply ran (applied, failed, interrupted, or still running), per
 adoption of a database that was already at a known state, and, for a plan run step by
-step, how many steps committed plus the fingerprint to resume from. The schema is the
+step, how many steps committed plus the fingerprint to resume from. A two-part plan gets a
+row per part (`part` expand / contract, each with its own fingerprints), and a 'deferred'
+row for each deploy that went live with its contract part pending (`deployment`, else
+`git_sha`, tells deploys apart). The schema is the
 tool's own bookkeeping, not part of the application's schema, so fingerprints and diffs
 exclude it (`Config.exclusions`): creating it or adding rows never reads as drift.
 
@@ -56,11 +59,13 @@ CREATE TABLE IF NOT EXISTS {schema}.history (
     error text,
     note text,
     reverse_sql text,
-    expand_only boolean
+    expand_only boolean,
+    part text
 );
 COMMENT ON TABLE {schema}.history IS
     'Plans applied by invoke apply (schema-deploy); status: applied, adopted, running, failed, '
-    'interrupted, rolled-back. Do not edit.';
+    'interrupted, rolled-back, deferred (a contract part left for a later deploy); part: '
+    'expand, contract or NULL (a one-part plan). Do not edit.';
 """
 
 
@@ -81,10 +86,16 @@ def who(config: Config) -> Who:
         user = str(os.getuid())
     return Who(
         client_host=f"{user}@{socket.gethostname()}",
-        deployment=os.environ.get("RAILWAY_DEPLOYMENT_ID"),
+        deployment=os.environ.get("RAILWAY_DEPLOYMENT_ID") or None,  # set but empty: unset
         git_sha=os.environ.get("RAILWAY_GIT_COMMIT_SHA") or os.environ.get("GITHUB_SHA")
         or os.environ.get("GIT_COMMIT") or _git_head(config),
     )
+
+
+def deploy_id(by: Who) -> str | None:
+    """What tells one deploy from the next: the Railway deployment, else the git commit, else
+    None (then every apply run counts as a new deploy)."""
+    return by.deployment or by.git_sha
 
 
 def _git_head(config: Config) -> str | None:
@@ -119,11 +130,12 @@ def ensure(conn: Connection, schema: str) -> None:
 
 
 # Columns added after the first release: a table created by an older version gets them.
-_LATER_COLUMNS = (("reverse_sql", "text"), ("expand_only", "boolean"))
+_LATER_COLUMNS = (("reverse_sql", "text"), ("expand_only", "boolean"), ("deployment", "text"),
+                  ("part", "text"))
 
 
 def _upgrade(conn: Connection, schema: str) -> None:
-    """Add the columns a history table made by an older version lacks (reverse SQL)."""
+    """Add the columns a history table made by an older version lacks (reverse SQL, part)."""
     with conn.cursor() as cur:
         cur.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
                     "AND attnum > 0 AND NOT attisdropped",
@@ -170,24 +182,25 @@ def insert_row(
     cur_or_conn: object, schema: str, plan: Plan, status: str, started: float, by: Who, *,
     steps_done: int = 0, resume_fp: str | None = None, error: str | None = None,
     from_fp: str | None = None, to_fp: str | None = None, note: str | None = None,
-    reverse_sql: str | None = None, expand_only: bool | None = None,
+    reverse_sql: str | None = None, expand_only: bool | None = None, part: str | None = None,
 ) -> int:
     """Insert a row for `plan` (started at epoch time `started`); return its id.
 
+    `part` is 'expand' or 'contract' for one part of a two-part plan (None: the whole plan).
     On a bare connection the row commits at once; on a cursor it commits with its transaction.
     """
     query = pgsql.SQL(
         "INSERT INTO {}.history (plan, status, from_fingerprint, to_fingerprint, sql_sha256, "
         "steps_done, resume_fingerprint, started_at, duration_ms, client_host, deployment, "
-        "git_sha, error, note, reverse_sql, expand_only) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "git_sha, error, note, reverse_sql, expand_only, part) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
         "RETURNING id"
     ).format(pgsql.Identifier(schema))
     params = (
         plan.filename, status, from_fp or plan.from_fingerprint,
         to_fp or plan.to_fingerprint, plan.sha256, steps_done, resume_fp,
         datetime.fromtimestamp(started, UTC), int((time.time() - started) * 1000),
-        by.client_host, by.deployment, by.git_sha, error, note, reverse_sql, expand_only,
+        by.client_host, by.deployment, by.git_sha, error, note, reverse_sql, expand_only, part,
     )
     return _execute(cur_or_conn, query, params)
 
@@ -346,11 +359,11 @@ def last_rows(conn: Connection, schema: str, limit: int = 5) -> list[dict[str, o
     with conn.cursor() as cur:
         cur.execute(
             pgsql.SQL(
-                "SELECT id, plan, status, from_fingerprint, to_fingerprint, sql_sha256, "
-                "steps_done, started_at, duration_ms, db_user, client_host, deployment, git_sha, "
-                "error, note "
-                "FROM {}.history ORDER BY id DESC LIMIT %s"
-            ).format(pgsql.Identifier(schema)),
+                "SELECT id, plan, {part} AS part, status, from_fingerprint, to_fingerprint, "
+                "sql_sha256, steps_done, started_at, duration_ms, db_user, client_host, "
+                "deployment, git_sha, error, note "
+                "FROM {table}.history ORDER BY id DESC LIMIT %s"
+            ).format(table=pgsql.Identifier(schema), part=_part_column(conn, schema)),
             (limit,),
         )
         columns = [d[0] for d in cur.description]
@@ -376,20 +389,21 @@ def apply_running(conn: Connection) -> bool:
         return bool(cur.fetchone()[0])
 
 
-def resumable_rows(conn: Connection, schema: str) -> list[tuple[int, str, int, str, str | None]]:
+def resumable_rows(conn: Connection, schema: str) -> list[tuple[int, str, int, str, str | None,
+                                                               str | None]]:
     """Newest first, up to 10 rows of multi-step plans stopped part-way that may be resumed.
 
-    Each is (id, plan, steps_done, resume_fingerprint, sql_sha256); [] without a table.
+    Each is (id, plan, steps_done, resume_fingerprint, sql_sha256, part); [] without a table.
     """
     if not exists(conn, schema):
         return []
     with conn.cursor() as cur:
         cur.execute(
             pgsql.SQL(
-                "SELECT id, plan, steps_done, resume_fingerprint, sql_sha256 FROM {}.history "
-                "WHERE status = ANY(%s) AND resume_fingerprint IS NOT NULL "
+                "SELECT id, plan, steps_done, resume_fingerprint, sql_sha256, {part} "
+                "FROM {table}.history WHERE status = ANY(%s) AND resume_fingerprint IS NOT NULL "
                 "ORDER BY id DESC LIMIT 10"
-            ).format(pgsql.Identifier(schema)),
+            ).format(table=pgsql.Identifier(schema), part=_part_column(conn, schema)),
             (list(_RESUMABLE),),
         )
         return cur.fetchall()
@@ -400,18 +414,80 @@ def recorded_applies(conn: Connection, schema: str) -> list[tuple[str, str, str,
     """Newest first, the plans applied here: (plan, from, to, reverse_sql, expand_only).
 
     A row counts while its change is in the database: 'applied', and not undone by a later
-    'rolled-back' row of the same plan and fingerprints. [] without a table.
+    'rolled-back' row of the same plan and fingerprints. A two-part plan whose contract part
+    ran counts as one apply from its `from` to its `to` (its expand row is folded in); one
+    whose contract is still pending counts as its expand part (from -> expanded, no reverse).
+    [] without a table.
     """
     if not exists(conn, schema) or not has_column(conn, schema, "reverse_sql"):
         return []
     with conn.cursor() as cur:
         cur.execute(
             pgsql.SQL(
-                "SELECT plan, status, from_fingerprint, to_fingerprint, reverse_sql, expand_only "
-                "FROM {}.history WHERE status IN ('applied', 'rolled-back') ORDER BY id DESC "
-                "LIMIT 1000"
-            ).format(pgsql.Identifier(schema))
+                "SELECT plan, status, from_fingerprint, to_fingerprint, reverse_sql, expand_only, "
+                "{part} FROM {table}.history WHERE status IN ('applied', 'rolled-back') "
+                "ORDER BY id DESC LIMIT 1000"
+            ).format(table=pgsql.Identifier(schema), part=_part_column(conn, schema))
         )
         rows = cur.fetchall()
-    return [(plan, from_fp, to_fp, reverse, expand)
-            for plan, status, from_fp, to_fp, reverse, expand in rows if status == "applied"]
+    out: list[tuple[str, str, str, str | None, bool | None]] = []
+    folded: set[int] = set()
+    for index, (plan, status, from_fp, to_fp, reverse, expand, part) in enumerate(rows):
+        if status != "applied" or index in folded:
+            continue
+        if part == "contract":
+            # The expand row this contract continued: same plan, ending where it started.
+            for later, row in enumerate(rows[index + 1:], start=index + 1):
+                if row[0] == plan and row[6] == "expand" and row[3] == from_fp:
+                    if row[1] == "applied":
+                        folded.add(later)
+                        from_fp = row[2]
+                    break
+        out.append((plan, from_fp, to_fp, reverse, expand))
+    return out
+
+
+def _part_column(conn: Connection, schema: str) -> pgsql.Composable:
+    """`part`, or NULL for a history table an older version made (reads never alter it)."""
+    return pgsql.SQL("part" if has_column(conn, schema, "part") else "NULL::text")
+
+
+def expand_recorded(conn: Connection, schema: str, plan: Plan) -> bool:
+    """Whether the newest applied/rolled-back row of `plan` is its expand part, ending at its
+    `expanded` state: the contract part is what remains (needed when `expanded` equals a state
+    of the chain, e.g. a plan whose expand part is empty)."""
+    if not exists(conn, schema) or not has_column(conn, schema, "part"):
+        return False
+    with conn.cursor() as cur:
+        cur.execute(
+            pgsql.SQL("SELECT status, part, to_fingerprint FROM {}.history WHERE plan = %s "
+                      "AND status IN ('applied', 'rolled-back') ORDER BY id DESC LIMIT 1")
+            .format(pgsql.Identifier(schema)), (plan.filename,))
+        row = cur.fetchone()
+    return row is not None and row == ("applied", "expand", plan.expanded_fingerprint)
+
+
+def deferred_deploys(conn: Connection, schema: str, plan: Plan) -> list[str | None]:
+    """Deploy ids (Railway deployment, else git commit; None when neither was known) of the
+    runs that ended with `plan`'s contract left pending since its expand part last ran: each
+    such deploy's code went live on the expanded schema."""
+    if not exists(conn, schema) or not has_column(conn, schema, "part"):
+        return []
+    with conn.cursor() as cur:
+        cur.execute(
+            pgsql.SQL(
+                "SELECT coalesce(deployment, git_sha) FROM {t}.history WHERE plan = %(plan)s "
+                "AND status = 'deferred' AND id > coalesce((SELECT max(id) FROM {t}.history "
+                "WHERE plan = %(plan)s AND part = 'expand' AND status = 'applied'), 0) "
+                "ORDER BY id"
+            ).format(t=pgsql.Identifier(schema)), {"plan": plan.filename})
+        return [row[0] for row in cur.fetchall()]
+
+
+def record_deferred(conn: Connection, schema: str, plan: Plan, by: Who, note: str) -> None:
+    """Record that this run ends with `plan`'s contract part pending (its code goes live on the
+    expanded schema); once per deploy id."""
+    if deploy_id(by) is not None and deploy_id(by) in deferred_deploys(conn, schema, plan):
+        return
+    insert_row(conn, schema, plan, "deferred", time.time(), by, part="contract",
+               from_fp=plan.expanded_fingerprint, note=note)

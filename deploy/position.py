@@ -1,6 +1,7 @@
 """Where a live database stands relative to the plans: the one answer apply, status and check use.
 
-A live schema is at the head, behind on the chain (plans remain), part-way through a
+A live schema is at the head, behind on the chain (plans remain), between the two parts of
+a plan (expanded, its contract part pending: a later deploy runs it), part-way through a
 multi-step plan an earlier apply left (which apply resumes), or off the graph: drift.
 The part-way case needs the history table, so every command reads it; only this module
 decides, so `apply`, `status` and `check --target` can never disagree.
@@ -24,7 +25,7 @@ from deploy.errors import DRIFT, ERROR, DeployError
 from deploy.fingerprint import Description, Difference, compare, describe, fingerprint, split_key
 from deploy.plans import Plan, PlanGraph, short
 from deploy.runner import Step, plan_steps
-from deploy.statements import DEFAULT_SCHEMA, parse, qualified_name
+from deploy.statements import DEFAULT_SCHEMA, StatementError, parse, qualified_name
 
 Connection = psycopg2.extensions.connection
 
@@ -34,6 +35,7 @@ PART_WAY = "part-way"
 DRIFTED = "drift"
 NO_PLANS = "no-plans"
 AHEAD = "ahead"  # past the head through reviewed plans recorded in history (an older deploy)
+CONTRACT_PENDING = "contract-pending"  # at a two-part plan's `expanded`: its contract remains
 
 # Timeouts for reads by status, /healthz and check --target: a catalog read waits at most
 # this long behind another session's lock, then reports who holds it.
@@ -48,7 +50,8 @@ class Resume:
     plan: Plan
     steps_done: int
     history_id: int
-    steps: int = 0  # how many steps the plan has
+    steps: int = 0  # how many steps the plan (or its part) has
+    part: str | None = None  # 'expand' | 'contract' when one part of a two-part plan stopped
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class Ahead:
 class Position:
     """Where the live schema stands; `path` is what apply would run, in order."""
 
-    state: str  # head | pending | part-way | drift | no-plans
+    state: str  # head | pending | part-way | contract-pending | ahead | drift | no-plans
     live_fingerprint: str
     head: str | None
     live: Description
@@ -76,11 +79,67 @@ class Position:
     # When ahead: the recorded applies to undo (newest first) and the chain state they lead to.
     ahead: list[Ahead] = field(default_factory=list)
     ahead_base: str | None = None
+    # When contract-pending: the plan whose contract part remains (path[0]).
+    contract: Plan | None = None
 
     @property
     def pending(self) -> list[str]:
         """File names of the plans apply would run (the resumed one first)."""
         return [p.filename for p in self.path]
+
+    @property
+    def waiting(self) -> list[str]:
+        """Plans that wait behind a pending contract part (they start from its plan's `to`)."""
+        return self.pending[1:] if self.contract is not None else []
+
+
+def part_body(plan: Plan, part: str | None) -> str:
+    """The SQL of one part of `plan` ('expand', 'contract'; None: the whole plan)."""
+    if part == "expand":
+        return plan.expand_body
+    if part == "contract":
+        return plan.contract_body
+    return plan.body
+
+
+def part_steps(plan: Plan, part: str | None) -> list[Step]:
+    """The steps of one part of `plan`; [] for a part with no statement (e.g. a plan that only
+    drops: its expand part is empty, its `expanded` is its `from`)."""
+    body = part_body(plan, part)
+    if part is not None and not has_statements(body):
+        return []
+    return plan_steps(body, plan.filename + (f" ({part} part)" if part else ""))
+
+
+def has_statements(body: str) -> bool:
+    """Whether `body` holds at least one SQL statement (not only comments)."""
+    try:
+        return bool(parse(body))
+    except StatementError:
+        return True  # let plan_steps report the syntax error with its file and line
+
+
+def target_of(plan: Plan, part: str | None) -> str:
+    """The fingerprint a part lands on: `expanded` for the expand part, else the plan's `to`."""
+    if part == "expand" and plan.expanded_fingerprint:
+        return plan.expanded_fingerprint
+    return plan.to_fingerprint
+
+
+def pending_contract(conn: Connection, config: Config, graph: PlanGraph,
+                     live_fp: str) -> Plan | None:
+    """The two-part plan whose expand part the live schema is the result of, if any.
+
+    A `expanded` that is no state of the chain says so by itself; one that is (a plan whose
+    expand part is empty starts and expands at the same schema) needs the history row.
+    """
+    for plan in reversed(graph.chain):
+        if not plan.two_part or plan.expanded_fingerprint != live_fp:
+            continue
+        if not graph.known(live_fp) or history.expand_recorded(conn, config.history_schema,
+                                                                 plan):
+            return plan
+    return None
 
 
 def locate(conn: Connection, config: Config, graph: PlanGraph,
@@ -97,6 +156,13 @@ def locate(conn: Connection, config: Config, graph: PlanGraph,
     for plan in graph.chain:
         if plan.to_fingerprint == live_fp:
             position.matches = plan.filename
+    contract = pending_contract(conn, config, graph, live_fp)
+    if contract is not None:
+        position.state = CONTRACT_PENDING
+        position.contract = contract
+        position.path = [contract, *(graph.path(contract.to_fingerprint) or [])]
+        position.matches = f"expanded by {contract.filename} (its contract part is pending)"
+        return position
     path = graph.path(live_fp)
     if path is not None:
         position.state = PENDING if path else HEAD
@@ -117,8 +183,9 @@ def locate(conn: Connection, config: Config, graph: PlanGraph,
     position.state = PART_WAY
     position.resume = resume
     position.path = [resume.plan, *(graph.path(resume.plan.to_fingerprint) or [])]
-    position.matches = (f"part-way through {resume.plan.filename} (step {resume.steps_done} "
-                        f"of {resume.steps} done; apply resumes it)")
+    part = f" ({resume.part} part)" if resume.part else ""
+    position.matches = (f"part-way through {resume.plan.filename}{part} (step "
+                        f"{resume.steps_done} of {resume.steps} done; apply resumes it)")
     return position
 
 
@@ -354,13 +421,13 @@ def find_resumable(
         return None
     by_name = {p.filename: p for p in graph.chain}
     invalid = invalid_indexes(conn)
-    for history_id, name, steps_done, resume_fp, sha in rows:
+    for history_id, name, steps_done, resume_fp, sha, part in rows:
         plan = by_name.get(name)
         if plan is None or plan.sha256 != sha:
             continue  # the file changed since: resuming it would run different SQL
-        steps = plan_steps(plan.body, plan.filename)
+        steps = part_steps(plan, part)
         if steps_done >= len(steps):
             continue
         if resume_fingerprint(live, invalid, steps[steps_done]) == resume_fp:
-            return Resume(plan, int(steps_done), int(history_id), len(steps))
+            return Resume(plan, int(steps_done), int(history_id), len(steps), part)
     return None

@@ -105,6 +105,8 @@ def rollback_action(run: _Run, conn: Connection, dry_run: bool, *,
     result = ApplyResult("up-to-date", run.where, live_fp, run.graph.head)
     if where_now.state == position.DRIFTED:
         raise position.drift_error(run.config, run.graph, where_now, run.where)
+    if where_now.state == position.CONTRACT_PENDING and where_now.contract is not None:
+        raise DeployError(contract_pending_refusal(where_now.contract.filename, run.where))
     if where_now.state == position.PART_WAY:
         raise DeployError(
             f"{where_now.resume.plan.filename if where_now.resume else 'a plan'} was stopped "
@@ -113,6 +115,18 @@ def rollback_action(run: _Run, conn: Connection, dry_run: bool, *,
         raise DeployError("There are no plans, so there is nothing to roll back.")
     route = undo_route(run, conn, live_fp, to)
     return run_reverses(run, conn, route, result, dry_run)
+
+
+def contract_pending_refusal(name: str, where: str) -> str:
+    """Why rollback does not undo an expand part alone, and what to do instead."""
+    return (
+        f"{where} is between the two parts of {name}: its expand part ran, its contract part is "
+        "pending. Its reverse goes back from the plan's 'to', and there is no reviewed way back "
+        "from the expanded state alone, so rollback refuses. Code older than the plan runs on "
+        "this state as it is (the expand part keeps everything it uses; an older deployment's "
+        "apply leaves it in place), so usually nothing needs undoing. To undo the plan "
+        "completely: `invoke apply --contract` (kept data is saved), then `invoke rollback`, "
+        "once no running code uses what the contract part drops.")
 
 
 def run_reverses(run: _Run, conn: Connection, route: list[tuple[str, Plan]],

@@ -23,7 +23,7 @@ from deploy.plans import load_chain
 class StatusResult:
     """Where the live database stands relative to the plans."""
 
-    state: str  # "head" | "pending" | "drift" | "no-plans"
+    state: str  # "head" | "pending" | "contract-pending" | "ahead" | "drift" | "no-plans"
     target: str
     live_fingerprint: str
     head: str | None
@@ -33,6 +33,8 @@ class StatusResult:
     differences: list[str] = field(default_factory=list)
     message: str | None = None  # the drift paragraph, when drifted
     kept: list[str] = field(default_factory=list)  # data kept from dropped columns/tables
+    contract_pending: str | None = None  # plan whose contract part a later deploy runs
+    detail: str | None = None  # one line on a pending contract (healthy, or what waits)
 
 
 def read_status(
@@ -76,6 +78,19 @@ def read_status(
     if found.state == position.PART_WAY:
         result.state = "pending"  # apply resumes it: for every reader, plans are pending
     result.pending = found.pending
+    if found.contract is not None:
+        # The new code's plans end at this plan's `to`: it runs on `expanded` (the contract
+        # only removes what it no longer uses), so this is healthy unless plans wait behind.
+        name = found.contract.filename
+        result.contract_pending = name
+        if found.waiting:
+            result.state = "pending"
+            result.detail = (f"{', '.join(found.waiting)} wait(s) behind the contract part of "
+                             f"{name}, which runs at the next deploy (or `invoke apply "
+                             "--contract`)")
+        else:
+            result.state = "contract-pending"
+            result.detail = f"contract pending: {name}, runs at the next deploy"
     if found.state == position.DRIFTED:
         diffs = position.differences(config, graph, found.live)
         result.differences = position.summarise(diffs or [])

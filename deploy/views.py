@@ -124,10 +124,11 @@ def show_apply(out: Output, result: ApplyResult) -> int:
             "adopted": result.adopted,
             "adopted_state": result.adopted_state,
             "message": result.message,
+            "contract_pending": result.contract_pending,
             "plans": [
                 {"file": p.filename, "from": p.from_fingerprint, "to": p.to_fingerprint,
                  "seconds": round(p.seconds, 3), "statements": list(p.statements),
-                 "resumed_at_step": p.resumed_at_step}
+                 "resumed_at_step": p.resumed_at_step, "part": p.part}
                 for p in result.applied
             ],
         },
@@ -150,24 +151,36 @@ def show_apply(out: Output, result: ApplyResult) -> int:
         for plan in result.applied:
             resumed = (f", resuming at step {plan.resumed_at_step + 1}"
                        if plan.resumed_at_step is not None else "")
-            out.text(f"-- would apply {plan.filename} "
+            part = f" ({plan.part} part)" if plan.part else ""
+            out.text(f"-- would apply {plan.filename}{part} "
                      f"({short(plan.from_fingerprint)} -> {short(plan.to_fingerprint)}{resumed})")
             for statement in plan.statements:
                 out.text(statement.rstrip() + ";")
             out.text("")
+        if result.message:
+            out.text(f"-- {result.message}")
     else:
         for plan in result.applied:
             resumed = (f" (resumed at step {plan.resumed_at_step + 1})"
                        if plan.resumed_at_step is not None else "")
-            out.text(f"applied {plan.filename} in {plan.seconds:.2f}s{resumed}")
-        if result.message:
-            out.text(result.message)
-        out.text(out.colour(f"{result.target} is now at {short(result.head)}.", "green"))
-    rows = "".join(f"| `{p.filename}` | {p.seconds:.2f}s |\n" for p in result.applied)
+            part = f" ({plan.part} part)" if plan.part else ""
+            out.text(f"applied {plan.filename}{part} in {plan.seconds:.2f}s{resumed}")
+        if result.status == "contract-pending":
+            out.text(out.colour(result.message or "", "yellow"))
+            out.text(f"{result.target} is at {short(result.live_fingerprint)} (expanded; head "
+                     f"{short(result.head)} after the contract part).")
+        else:
+            if result.message:
+                out.text(result.message)
+            out.text(out.colour(f"{result.target} is now at {short(result.head)}.", "green"))
+    rows = "".join(f"| `{p.filename}`{f' ({p.part} part)' if p.part else ''} | "
+                   f"{p.seconds:.2f}s |\n" for p in result.applied)
     append_step_summary(
         f"### invoke apply: {result.status} ({result.target})\n\n"
         + (f"Adopted as the state after `{result.adopted_state}`.\n\n" if result.adopted else "")
         + (f"| plan | time |\n|---|---|\n{rows}" if rows else f"At `{short(result.head)}`.")
+        + (f"\n\nContract pending: `{result.contract_pending}`, runs at the next deploy."
+           if result.status == "contract-pending" else "")
     )
     return errors.OK
 
@@ -175,7 +188,7 @@ def show_apply(out: Output, result: ApplyResult) -> int:
 def show_status(out: Output, result: StatusResult) -> int:
     """Print a status result; exit 0 at head, 2 with pending plans, 4 on drift."""
     code = {"head": errors.OK, "no-plans": errors.OK, "pending": errors.PENDING,
-            "drift": errors.DRIFT, "ahead": errors.OK}[result.state]
+            "drift": errors.DRIFT, "ahead": errors.OK, "contract-pending": errors.OK}[result.state]
     out.json(
         "status",
         {
@@ -190,6 +203,8 @@ def show_status(out: Output, result: StatusResult) -> int:
             "message": result.message,
             "history": result.history,
             "kept": result.kept,
+            "contract_pending": result.contract_pending,
+            "detail": result.detail,
         },
     )
     out.text(f"target:   {result.target}")
@@ -199,10 +214,14 @@ def show_status(out: Output, result: StatusResult) -> int:
         out.text(f"matches:  {result.matches}")
     if result.state == "head":
         out.text(out.colour("state:    at head", "green"))
+    elif result.state == "contract-pending":  # healthy: the new code runs on `expanded`
+        out.text(out.colour(f"state:    {result.detail}", "green"))
     elif result.state == "pending":
         out.text(out.colour(f"state:    {len(result.pending)} plan(s) pending", "yellow"))
         for name in result.pending:
             out.text(f"  - {name}")
+        if result.detail:
+            out.text(result.detail)
     elif result.state == "drift":
         out.text(out.colour("state:    DRIFT (matches no reviewed state)", "red"))
         for line in result.differences[:40]:
@@ -227,6 +246,9 @@ def show_status(out: Output, result: StatusResult) -> int:
         for row in result.history:
             state = ("running, but its apply is gone (the next apply settles it)"
                      if row.get("stale") else row["status"])
-            out.text(f"  {row['started_at']}  {state:<8} {row['plan']}  "
-                     f"by {row['db_user']} from {row['client_host']}")
+            part = f" ({row['part']} part)" if row.get("part") else ""
+            deployment = row.get("deployment") or row.get("git_sha")
+            out.text(f"  {row['started_at']}  {state:<8} {row['plan']}{part}  "
+                     f"by {row['db_user']} from {row['client_host']}"
+                     + (f" (deploy {deployment})" if deployment else ""))
     return code
