@@ -105,6 +105,10 @@ def _plan_summary(config: Config, result: PlanResult) -> None:
     if result.plan_path:
         lines += [f"Wrote `{_relative(config, result.plan_path)}`.", ""]
     lines += [f"- hazard: `{h.text}`" for h in result.hazards]
+    lines += [f"- in the contract part, no approval needed: `{h.text}`" for h in result.placed]
+    if result.expanded_fingerprint:
+        lines += ["", f"Two parts: expand to `{short(result.expanded_fingerprint)}` in this "
+                  "deploy, contract in the next deploy, after the new code is live."]
     if result.sql:
         lines += ["", "<details><summary>SQL</summary>", "", fenced(result.sql, "sql"), "",
                   "</details>"]

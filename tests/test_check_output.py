@@ -53,7 +53,9 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> Checked:
     models = project / "schema" / "models.py"
     models.write_text(models.read_text().replace(DECK_DESCRIPTION, "", 1))
     config = load_config(project)
-    plan = make_plan(config, name="drop deck description", scratch="local").plan_path
+    # One part (no contract part): the BACKWARD_INCOMPATIBLE hazard then needs its line.
+    plan = make_plan(config, name="drop deck description", scratch="local",
+                     contract=False).plan_path
     assert plan is not None
     # No `-- hazard:` lines at all: check must find both hazards in the body by itself.
     lines = [line for line in plan.read_text().split("\n") if not line.startswith("-- hazard:")]
@@ -93,10 +95,11 @@ def test_json_document(checked, monkeypatch):
     assert new["from"] == initial["to"] and new["to"] == doc["head"]
     assert new["hazards"] == [
         {"kind": "DELETES_DATA", "text": DELETES, "line": checked.line, "approved": True,
-         "reason": REASON},
+         "reason": REASON, "part": None},
         {"kind": "BACKWARD_INCOMPATIBLE", "text": INCOMPATIBLE, "line": checked.line,
-         "approved": False, "reason": None},
+         "approved": False, "reason": None, "part": None},
     ]
+    assert new["expanded"] is None
     assert DROP_DESCRIPTION in new["sql"] and "-- plan:" not in new["sql"]
     # Every key the document has is documented in check_report's docstring.
     keys = set(doc) | set(doc["findings"][0]) | set(new) | set(new["hazards"][0])
