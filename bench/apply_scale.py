@@ -45,6 +45,7 @@ version = "0"
 metadata = "unused_models:metadata"
 plans = "plans"
 postgres = {POSTGRES_MAJOR}
+exclude = ["alembic_version"]  # as the app template has it: excluded tables cost a key split
 """
 
 
