@@ -689,16 +689,27 @@ def _queries(server_version: int) -> dict[str, str]:
     return queries
 
 
-# Most kinds of _OPTIONAL_KINDS are absent from most schemas, yet planning their queries
-# cost a third of describe()'s statement at 1000 tables (and more on a fresh connection).
-# A probe per kind says whether its catalog holds any object created after initdb (OID >=
-# 16384, FirstNormalObjectId): a superset of what the kind's query can return, so a kind
-# whose probe is false has no rows and its query is left out of the statement.
+# Most kinds are absent from most schemas (no operators, rules, policies, …), yet planning
+# their queries cost a third of describe()'s statement at 1000 tables, and more on a fresh
+# connection. A probe per kind says whether its catalog holds any object created after
+# initdb (OID >= 16384, FirstNormalObjectId): a superset of what the kind's query can
+# return, so a kind whose probe is false has no rows and its query is left out. Schemas,
+# extensions and everything on tables are always read.
 def _probe(catalog: str, condition: str = "oid >= 16384") -> str:
     return f"EXISTS (SELECT 1 FROM pg_catalog.{catalog} WHERE {condition})"
 
 
 _PROBES: dict[str, str] = {
+    "sequence": _probe("pg_sequence", "seqrelid >= 16384"),
+    # Every table has a composite row type: only enums, domains, ranges and composite
+    # types of their own (a pg_class row of kind 'c') count.
+    "type": "(" + _probe("pg_type", "oid >= 16384 AND typtype IN ('e', 'd', 'r')") + " OR "
+            + _probe("pg_class", "oid >= 16384 AND relkind = 'c'") + ")",
+    "function": _probe("pg_proc"),
+    "trigger": _probe("pg_trigger", "oid >= 16384 AND NOT tgisinternal"),
+    "policy": _probe("pg_policy"),
+    "rule": _probe("pg_rewrite", "oid >= 16384 AND rulename <> '_RETURN'"),
+    "collation": _probe("pg_collation"),
     "statistics": _probe("pg_statistic_ext"),
     "event-trigger": _probe("pg_event_trigger"),
     "publication": _probe("pg_publication"),
