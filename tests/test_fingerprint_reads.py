@@ -118,3 +118,30 @@ def test_split_key_with_and_without_quotes() -> None:
     assert split_key('"my.schema"."T"."c"') == ["my.schema", "T", "c"]
     assert split_key('public."a""b"') == ["public", 'a"b']
     assert split_key("et") == ["et"]
+
+
+def test_kinds_skipped_when_absent_are_read_when_present(pg) -> None:  # noqa: ANN001
+    """Each kind describe() leaves out when its probe finds nothing is read when one exists,
+    also next to look-alikes its probe must not count (row types, FK triggers, _RETURN)."""
+    url = pg.new("probes")
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("""
+            create table p (id int primary key);
+            create table c (id int primary key, p int references p);
+            create view cv as select id from c;
+            create type pair as (a int, b int);
+            create sequence s;
+            create function f() returns trigger language plpgsql as $$begin return new; end$$;
+            create trigger tr before insert on c for each row execute function f();
+            create rule r as on insert to p do also notify p;
+            create collation co (provider = libc, locale = 'C');
+        """)
+    try:
+        described = describe(conn, EXCLUDE)
+    finally:
+        conn.close()
+    for key in ("type public.pair", "sequence public.s", "function public.f()",
+                "trigger public.c.tr", "rule public.p.r", "collation public.co"):
+        assert key in described, key
