@@ -105,17 +105,17 @@ def profile_describe(conn, exclusions, describe, fingerprint) -> None:  # noqa: 
 
     from deploy import fingerprint as fp_module
 
-    params_base = {"system": list(fp_module._SYSTEM_SCHEMAS),
-                   "skip_schemas": list(exclusions.schemas)}
-    print("\n  describe() per query kind (one run):")
+    params = {"system": list(fp_module._SYSTEM_SCHEMAS), "skip_schemas": list(exclusions.schemas)}
+    print("\n  describe() per query kind (one run; describe sends them as one statement):")
     with conn.cursor() as cur:
-        cur.execute("SELECT set_config('search_path', 'pg_catalog', false)")
-        for kind, query in fp_module._QUERIES.items():
+        cur.execute("SELECT set_config('search_path', 'pg_catalog', false), "
+                    "set_config('jit', 'off', false)")
+        for kind, query in fp_module._queries(conn.server_version).items():
             started = time.perf_counter()
-            cur.execute(query, {**params_base, "class": fp_module._CATALOG[kind]})
+            cur.execute(query, params)
             rows = cur.fetchall()
-            print(f"    {kind:11} {time.perf_counter() - started:7.3f}s  {len(rows)} rows")
-        cur.execute("SELECT set_config('search_path', '\"$user\", public', false)")
+            print(f"    {kind:25} {time.perf_counter() - started:7.3f}s  {len(rows)} rows")
+        cur.execute("RESET search_path; RESET jit")
     profiler = cProfile.Profile()
     profiler.enable()
     fingerprint(describe(conn, exclusions))
