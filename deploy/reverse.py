@@ -76,9 +76,12 @@ def render_reverse(plan_name: str, filename: str, from_fp: str, to_fp: str, post
 
 
 def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclusions,
-             progress: Progress, proof_name: str = "reverse_proof") -> str:
+             progress: Progress, proof_name: str = "reverse_proof", *,
+             landed: str | None = None) -> str:
     """SQL that takes the scratch database `to_db` back to the one at `from_url`, proven on
-    a copy of `to_db`; DeployError when the differ cannot get there."""
+    a copy of `to_db`; DeployError when the differ cannot get there. `landed` names a
+    scratch database the caller verified to be at `to_db`'s fingerprint and no longer needs:
+    the first pass runs there instead of on a new copy (a copy of a big schema costs seconds)."""
     from deploy.differ import diff
     from deploy.proof import apply_and_compare, connected, describe_url
 
@@ -94,7 +97,10 @@ def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclu
         raise DeployError("The differ found nothing to reverse.")
     for round_number in range(1, _MAX_ROUNDS + 1):
         progress(f"proving the reverse on a copy of the new schema (pass {round_number})")
-        proof_url = server.create_database(proof_name, template=to_db)
+        if landed is not None and round_number == 1:
+            copy, proof_url = landed, server.url(server.database_name(landed))
+        else:
+            copy, proof_url = proof_name, server.create_database(proof_name, template=to_db)
         try:
             sql = "\n\n".join(statements) + "\n"
             residual = apply_and_compare(proof_url, sql, from_desc, exclusions)
@@ -103,7 +109,7 @@ def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclu
             with connected(proof_url) as proof_conn, connected(from_url) as from_conn:
                 follow_up = diff(proof_conn, from_conn, exclusions)
         finally:
-            server.drop_database(proof_name)
+            server.drop_database(copy)
         if not follow_up.statements:
             break
         statements += follow_up.statements
@@ -132,11 +138,12 @@ def prove(server: ScratchServer, reverse: Plan, to_db: str, from_desc: Descripti
 
 def files_for(server: ScratchServer, plan_path: Path, plan_name: str, from_fp: str, to_fp: str,
               postgres: int, exclusions: Exclusions, progress: Progress, *, to_db: str,
-              from_url: URL) -> tuple[dict[Path, str], str | None]:
-    """The reverse file to write next to a new plan ({} and a note when none could be made)."""
+              from_url: URL, landed: str | None = None) -> tuple[dict[Path, str], str | None]:
+    """The reverse file to write next to a new plan ({} and a note when none could be made);
+    `landed` as in generate()."""
     progress(f"generating the reverse of {plan_path.name}")
     try:
-        body = generate(server, to_db, from_url, exclusions, progress)
+        body = generate(server, to_db, from_url, exclusions, progress, landed=landed)
     except DeployError as exc:
         return {}, (f"No reverse was written for {plan_path.name}: {exc.message} Write the SQL "
                     f"that takes 'to' back to 'from' into {reverse_path(plan_path)} (same header "
