@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 status=0
 summary=()
-for bench in apply_noop apply_scale fingerprint_scale plan_scale online_writes cache_noop; do
+for bench in apply_noop apply_scale fingerprint_scale plan_scale online_writes cache_noop cold_scale; do
     echo "=== bench/$bench.py $*"
     start=$(date +%s)
     if ! out=$("$PY" "bench/$bench.py" "$@" 2>&1); then

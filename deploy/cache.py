@@ -315,6 +315,15 @@ def classify(sql: str, *, use_cache: bool = True) -> list[Hazard]:
     return hazards
 
 
+def remember_hazards(sql: str, hazards: Sequence[Hazard]) -> None:
+    """Record `hazards` as classify(`sql`)'s answer (the caller computed exactly that)."""
+    try:
+        key = _key("hazards", None, [_squawk_version().encode(), sql.encode("utf-8")])
+    except OSError:
+        return
+    store_payload("hazards", key, [[h.kind, h.text, h.line] for h in hazards])
+
+
 # --- entries -----------------------------------------------------------------------------
 
 

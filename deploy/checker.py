@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,26 +194,37 @@ def run_check(
         with open_scratch(
             scratch or config.scratch, config.postgres, image=config.docker_image,
             roles=config.roles, progress=progress,
-        ) as server:
+        ) as server, ThreadPoolExecutor(1) as pool:
+            # New plans, same models: a cached state of the models that is the head is all
+            # the models check needs (it is what a build would find).
+            cached_models = (memo.models_at(graph.head)
+                             if memo is not None and not unreadable else None)
+            # Else the models are built while the chain replays: both are mostly server
+            # work, independent of each other, and a scratch server has cores for both.
+            built = (pool.submit(_build_models, server, desired, exclusions, progress)
+                     if desired is not None and not unreadable and cached_models is None
+                     else None)
             head_state = _replay_all(server, graph, checks, unparseable, exclusions, result,
                                      progress, unreadable)
             if memo is not None and head_state is not None and not unreadable:
                 memo.save_head(head_state[1])
-            # New plans, same models: a cached state of the models that is the head is all
-            # the models check needs (it is what a build would find).
-            cached = (memo.models_at(graph.head)
-                      if memo is not None and head_state and not unreadable else None)
+            cached = cached_models if head_state else None
             if cached is not None:
                 result.models = cached.fingerprint
                 _snapshot_findings(config, cached.ddl, cached.description, result)
             elif desired is not None and not unreadable:
-                models = _models_and_snapshot(config, server, graph, desired, head_state,
+                if built is None:
+                    built = pool.submit(_build_models, server, desired, exclusions, progress)
+                models = _models_and_snapshot(config, server, graph, built, head_state,
                                               exclusions, result, progress)
                 if memo is not None and models is not None:
                     memo.save_desired(*models)
             if head_state is not None:  # the ways back (deploy/reverse.py), once the chain lands
                 before = len(result.findings)
-                reverse.add_to_check(config, server, graph.chain, result, progress)
+                # Last use of the server: the replayed head may be consumed by the proof of
+                # the newest plan's reverse (no second replay of the chain, no copy).
+                reverse.add_to_check(config, server, graph.chain, result, progress,
+                                     head_db="base")
                 if memo is not None and len(result.findings) == before:
                     cache.store_payload("reverses", reverses_key, "proven")
     if unreadable:
@@ -456,28 +468,37 @@ def _from_cache(
 # --- models and snapshot ---------------------------------------------------------------------
 
 
+def _build_models(
+    server: ScratchServer, desired: desired_state.DesiredSchema, exclusions: Exclusions,
+    progress: Progress,
+) -> tuple[URL, Description]:
+    """Build the models into the scratch database "desired"; its URL and description."""
+    progress("building the desired schema from the models")
+    desired_url = server.create_database("desired")
+    desired_state.build(desired, desired_url)
+    return desired_url, describe_url(desired_url, exclusions)
+
+
 def _models_and_snapshot(
     config: Config,
     server: ScratchServer,
     graph: PlanGraph,
-    desired: desired_state.DesiredSchema,
+    built: Future[tuple[URL, Description]],
     head_state: tuple[URL, Description] | None,
     exclusions: Exclusions,
     result: CheckResult,
     progress: Progress,
 ) -> tuple[Description, str] | None:
-    """Models vs the head of the plans (drift), and schema.sql/json vs the head.
+    """Models vs the head of the plans (drift), and schema.sql/json vs the head, once the
+    models are `built` (_build_models).
 
     Returns the models' (description, full DDL) when it built them and they are the head."""
-    progress("building the desired schema from the models")
-    desired_url = server.create_database("desired")
     try:
-        desired_state.build(desired, desired_url)
+        desired_url, desired_desc = built.result()
     except DeployError as exc:
         result.add(Finding(errors.ERROR, "models", "Models do not build", exc.message,
                            details=exc.details))
         return None
-    desired_desc = describe_url(desired_url, exclusions)
     result.models = fingerprint(desired_desc)
     empty_url = server.create_database("empty")
     head = graph.head or fingerprint(describe_url(empty_url, exclusions))

@@ -28,6 +28,7 @@ from deploy.fingerprint import (
 )
 from deploy.hazards import Hazard, classify, review
 from deploy.plans import (
+    Plan,
     PlanGraph,
     load_chain,
     new_plan_path,
@@ -122,14 +123,17 @@ def make_plan(
             if models is not None:
                 return _up_to_date(config, base_fp, models.description, models.ddl, check)
 
-        empty_url = server.create_database("empty")
+        # A first plan's base is an empty database: it serves as the "empty" one too.
+        empty_base = not graph.chain
+        empty_url = base_url if empty_base else server.create_database("empty")
         progress("building the desired schema from the models")
         desired_url = server.create_database("desired")
         desired_state.build(desired, desired_url)
         desired_desc = describe_url(desired_url, exclusions)
         desired_fp = fingerprint(desired_desc)
         with connected(empty_url) as empty_conn, connected(desired_url) as desired_conn:
-            full_ddl = diff(empty_conn, desired_conn, exclusions).sql
+            from_empty = diff(empty_conn, desired_conn, exclusions)
+        full_ddl = from_empty.sql
         if memo is not None:
             memo.save_desired(desired_desc, full_ddl)
         stale = snapshot.stale_files(config, full_ddl, desired_desc)
@@ -152,16 +156,21 @@ def make_plan(
             expanded, split_notes = _hand_written_parts(
                 server, body, sql_file, desired_desc, exclusions, progress)
         else:
-            progress("diffing the replayed plans against the models")
-            # renamed_from hints: diff from a renamed copy of the base (deploy/renames.py).
-            source_url, renamed = renames.rename_base(
-                server, base_url, desired_url, desired.renames, progress)
-            with connected(source_url) as base_conn, connected(desired_url) as desired_conn:
-                first = diff(base_conn, desired_conn, exclusions, online=online,
-                             renamed=tuple(r.sql for r in renamed))
+            if empty_base and online:
+                first = from_empty  # the same two databases, the same options: the same diff
+            else:
+                progress("diffing the replayed plans against the models")
+                # renamed_from hints: diff from a renamed copy of the base (deploy/renames.py).
+                source_url, renamed = renames.rename_base(
+                    server, base_url, desired_url, desired.renames, progress)
+                with connected(source_url) as base_conn, connected(desired_url) as desired_conn:
+                    first = diff(base_conn, desired_conn, exclusions, online=online,
+                                 renamed=tuple(r.sql for r in renamed))
+            del from_empty  # its statements live on in `first` or `full_ddl`
             body = converge(
                 server, first, desired_url, desired_desc, exclusions, progress, online=online
             )
+            del first
             expanded, split_notes = None, []
             if contract:
                 body, expanded, split_notes = _two_parts(
@@ -180,7 +189,9 @@ def make_plan(
             placed=placed,
             notes=split_notes,
         )
-        if sql_file is None:
+        # A renamed column shows as a column drop, which is always a hazard: no drop, no
+        # rename to suggest (and no second parse of a big first plan).
+        if sql_file is None and any(h.text.startswith("drop column") for h in hazards):
             result.notes += rename_notices(body, base_url, desired_url)
         if check:
             return result
@@ -191,7 +202,8 @@ def make_plan(
         # The way back is written with the plan, proven the same way (deploy/reverse.py).
         reverses, reverse_note = reverse.files_for(
             server, path, plan_name, base_fp, desired_fp, config.postgres, exclusions, progress,
-            to_db="desired", from_url=base_url, renamed=renamed)
+            to_db="desired", from_url=base_url, renamed=renamed,
+            landed=_landed_proof(server, desired_fp, exclusions) if sql_file is None else None)
         result.notes += [reverse_note] if reverse_note else []
         write_files({path: header_body, **reverses, **stale})
         result.plan_path = path
@@ -201,6 +213,9 @@ def make_plan(
         shift = _body_line_shift(body, header_body)
         result.hazards = [replace(h, line=h.line + shift) for h in result.hazards]
         result.placed = [replace(h, line=h.line + shift) for h in placed]
+        if memo is not None and reverses and not reverse_note:
+            _record_proof(config, graph.chain, path, body, desired_desc,
+                          [replace(h, line=h.line + shift) for h in hazards])
         return result
 
 
@@ -276,6 +291,40 @@ def _placed(body: str, hazards: list[Hazard]) -> list[Hazard]:
     """The hazards whose place in the contract part is their approval (hazards.review)."""
     verdict = review(body, [], hazards=hazards)
     return [h for h, approval in verdict.hazards if approval is not None]
+
+
+def _record_proof(config: Config, old_chain: list[Plan], path: Path, body: str,
+                  desired_desc: Description, hazards: list[Hazard]) -> None:
+    """Tell the cache what this run proved, so the next `check` need not replay it: the
+    chain with the new plan lands on the models (the plan's SQL, byte for byte, was applied
+    to a replay of the old chain), its reverse landed, and its hazards. Recorded only when
+    the files as written hold exactly what was proven."""
+    try:
+        chain = load_chain(config.plans_dir).chain
+    except DeployError:
+        return
+    if [p.path for p in chain] != [*(p.path for p in old_chain), path]:
+        return  # another plan file appeared meanwhile: let check replay
+    new = chain[-1]
+    if new.body.strip() != body.strip() or new.to_fingerprint != fingerprint(desired_desc):
+        return
+    old_reverses = reverse.cache_key(config, old_chain)
+    if old_chain and cache.load_payload("reverses", old_reverses) != "proven":
+        return  # the older reverses were never proven here: check must prove them
+    cache.remember_hazards(new.body, hazards)
+    cache.store("head", cache.head_key(config, chain),
+                cache.Known(new.to_fingerprint, dict(desired_desc)))
+    cache.store_payload("reverses", reverse.cache_key(config, chain), "proven")
+
+
+def _landed_proof(server: ScratchServer, desired_fp: str, exclusions: Exclusions) -> str | None:
+    """converge()'s proof database, when it is at the models' fingerprint: the reverse is
+    proven there instead of on a new copy of "desired" (seconds for a big schema)."""
+    try:
+        url = server.url(server.database_name("proof"))
+        return "proof" if fingerprint(describe_url(url, exclusions)) == desired_fp else None
+    except psycopg2.Error:  # no such database: nothing to reuse
+        return None
 
 
 def _body_line_shift(body: str, file_text: str) -> int:

@@ -78,10 +78,13 @@ def render_reverse(plan_name: str, filename: str, from_fp: str, to_fp: str, post
 
 def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclusions,
              progress: Progress, proof_name: str = "reverse_proof", *,
-             renamed: Sequence[Rename] = ()) -> str:
+             renamed: Sequence[Rename] = (), landed: str | None = None) -> str:
     """SQL that takes the scratch database `to_db` back to the one at `from_url`, proven on
     a copy of `to_db`; DeployError when the differ cannot get there. `renamed`: the forward
-    plan's renames (deploy/renames.py), undone first so the way back keeps the data too."""
+    plan's renames (deploy/renames.py), undone first so the way back keeps the data too.
+    `landed` names a scratch database the caller verified to be at `to_db`'s fingerprint and
+    no longer needs: the first pass runs there instead of on a new copy (a copy of a big
+    schema costs seconds)."""
     from deploy.differ import diff
     from deploy.proof import apply_and_compare, connected, describe_url
     from deploy.renames import run_renames, undo
@@ -105,7 +108,10 @@ def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclu
         raise DeployError("The differ found nothing to reverse.")
     for round_number in range(1, _MAX_ROUNDS + 1):
         progress(f"proving the reverse on a copy of the new schema (pass {round_number})")
-        proof_url = server.create_database(proof_name, template=to_db)
+        if landed is not None and round_number == 1:
+            copy, proof_url = landed, server.url(server.database_name(landed))
+        else:
+            copy, proof_url = proof_name, server.create_database(proof_name, template=to_db)
         try:
             sql = "\n\n".join(statements) + "\n"
             residual = apply_and_compare(proof_url, sql, from_desc, exclusions)
@@ -114,7 +120,7 @@ def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclu
             with connected(proof_url) as proof_conn, connected(from_url) as from_conn:
                 follow_up = diff(proof_conn, from_conn, exclusions)
         finally:
-            server.drop_database(proof_name)
+            server.drop_database(copy)
         if not follow_up.statements:
             break
         statements += follow_up.statements
@@ -122,11 +128,17 @@ def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclu
 
 
 def prove(server: ScratchServer, reverse: Plan, to_db: str, from_desc: Description,
-          exclusions: Exclusions, proof_name: str = "reverse_check") -> str | None:
-    """Apply a reverse file to a copy of `to_db`; None when it lands on `from_desc`, else why."""
+          exclusions: Exclusions, proof_name: str = "reverse_check", *,
+          consume: bool = False) -> str | None:
+    """Apply a reverse file to a copy of `to_db` (to `to_db` itself with `consume`: the
+    caller no longer needs it, and a copy of a big schema costs seconds); None when it
+    lands on `from_desc`, else why."""
     from deploy.proof import apply_and_compare
 
-    url = server.create_database(proof_name, template=to_db)
+    if consume:
+        proof_name, url = to_db, server.url(server.database_name(to_db))
+    else:
+        url = server.create_database(proof_name, template=to_db)
     try:
         residual = apply_and_compare(url, reverse.body, from_desc, exclusions,
                                       reverse.filename)
@@ -143,11 +155,14 @@ def prove(server: ScratchServer, reverse: Plan, to_db: str, from_desc: Descripti
 
 def files_for(server: ScratchServer, plan_path: Path, plan_name: str, from_fp: str, to_fp: str,
               postgres: int, exclusions: Exclusions, progress: Progress, *, to_db: str,
-              from_url: URL, renamed: Sequence[Rename] = ()) -> tuple[dict[Path, str], str | None]:
-    """The reverse file to write next to a new plan ({} and a note when none could be made)."""
+              from_url: URL, renamed: Sequence[Rename] = (),
+              landed: str | None = None) -> tuple[dict[Path, str], str | None]:
+    """The reverse file to write next to a new plan ({} and a note when none could be made);
+    `renamed` and `landed` as in generate()."""
     progress(f"generating the reverse of {plan_path.name}")
     try:
-        body = generate(server, to_db, from_url, exclusions, progress, renamed=renamed)
+        body = generate(server, to_db, from_url, exclusions, progress, renamed=renamed,
+                        landed=landed)
     except DeployError as exc:
         return {}, (f"No reverse was written for {plan_path.name}: {exc.message} Write the SQL "
                     f"that takes 'to' back to 'from' into {reverse_path(plan_path)} (same header "
@@ -157,13 +172,17 @@ def files_for(server: ScratchServer, plan_path: Path, plan_name: str, from_fp: s
 
 
 def _states(server: ScratchServer, chain: list[Plan], exclusions: Exclusions,
-            progress: Progress) -> list[tuple[str, URL]]:
+            progress: Progress, *, last: str | None = None) -> list[tuple[str, URL]]:
     """Scratch databases `state_0` (empty) … `state_n` (after plan n) with their URLs, each
-    replayed and checked against the plans' fingerprints; DeployError when one does not land."""
+    replayed and checked against the plans' fingerprints; DeployError when one does not land.
+    `last`: a database where the whole chain already landed, used as `state_n`."""
     from deploy.proof import replay
 
     states = [("state_0", server.create_database("state_0"))]
     for number, plan in enumerate(chain, start=1):
+        if last is not None and number == len(chain):
+            states.append((last, server.url(server.database_name(last))))
+            break
         name = f"state_{number}"
         done = replay(server, name, [plan], exclusions, progress, template=states[-1][0])
         if done.failure:
@@ -200,9 +219,11 @@ def write_missing(config: Config, scratch: str | None, progress: Progress) -> li
 
 
 def check_all(server: ScratchServer, chain: list[Plan], exclusions: Exclusions,
-              progress: Progress) -> tuple[list[str], list[str]]:
+              progress: Progress, *, head_db: str | None = None) -> tuple[list[str], list[str]]:
     """(problems, notes) about the reverses of `chain`: a reverse that does not land on its
-    plan's `from` is a problem; a plan without a reverse is a note."""
+    plan's `from` is a problem; a plan without a reverse is a note. `head_db`: a scratch
+    database where the whole chain landed and that the caller no longer needs: the last
+    plan's reverse is proven on it (no second replay, no copy)."""
     from deploy.proof import describe_url
 
     problems: list[str] = []
@@ -225,11 +246,13 @@ def check_all(server: ScratchServer, chain: list[Plan], exclusions: Exclusions,
         reverses[index] = found
     if not reverses:
         return problems, notes
-    states = _states(server, chain[: max(reverses) + 1], exclusions, progress)
+    last = head_db if max(reverses) + 1 == len(chain) else None
+    states = _states(server, chain[: max(reverses) + 1], exclusions, progress, last=last)
     for index, found in sorted(reverses.items()):
         progress(f"proving the reverse of {chain[index].filename}")
         from_desc = describe_url(states[index][1], exclusions)
-        why = prove(server, found, states[index + 1][0], from_desc, exclusions)
+        why = prove(server, found, states[index + 1][0], from_desc, exclusions,
+                    consume=last is not None and index + 1 == len(chain))
         if why:
             problems.append(
                 f"reverse/{found.filename} does not take {chain[index].filename}'s 'to' back to "
@@ -239,14 +262,14 @@ def check_all(server: ScratchServer, chain: list[Plan], exclusions: Exclusions,
 
 
 def add_to_check(config: Config, server: ScratchServer, chain: list[Plan], result: object,
-                 progress: Progress) -> None:
+                 progress: Progress, *, head_db: str | None = None) -> None:
     """Record in a `check` result: reverses that do not land (errors) and plans without a
     reverse (notes). Unapproved reverse hazards are not findings: the reverse files show them
     to the reviewer, and `rollback` refuses them (exit 3) when it would run them."""
     from deploy import errors
     from deploy.checker import Finding
 
-    problems, notes = check_all(server, chain, config.exclusions, progress)
+    problems, notes = check_all(server, chain, config.exclusions, progress, head_db=head_db)
     for problem in problems:
         result.add(Finding(errors.ERROR, "reverse", "Reverse plan does not land",  # type: ignore[attr-defined]
                            problem))

@@ -318,6 +318,8 @@ def test_a_new_plan_with_unchanged_models_replays_but_does_not_build_the_models(
     config = load_config(empty_project)
     written = make_plan(config, name="initial", scratch="local")
     assert written.status == "written"
+    path = plan_file(empty_project)
+    path.write_bytes(path.read_bytes() + b"-- reviewed\n")  # not the bytes the plan proved
     again, progress = plan_check(empty_project)
     assert again.status == "up-to-date"
     assert progress.started_server and any("replaying plan 1/1" in m for m in progress.lines)
@@ -325,7 +327,6 @@ def test_a_new_plan_with_unchanged_models_replays_but_does_not_build_the_models(
     assert not any("building the desired schema" in m for m in progress.lines)
     # check: same shortcut, and the same findings as a check that builds everything.
     (empty_project / "schema" / "plans" / "extra.txt").write_text("not a plan")
-    path = plan_file(empty_project)
     path.write_bytes(path.read_bytes() + b"-- reviewed\n")  # new plan bytes, same schema
     progress = Progress()
     warm = run_check(config, scratch="local", progress=progress)
@@ -443,3 +444,41 @@ def test_the_engine_key_is_remembered_by_the_whole_trees_bytes(tmp_path, private
     assert cache._engine_digest(copy) == first and calls == []  # read, not computed
     edit(copy / "status.py")
     assert cache._engine_digest(copy) == "again"  # another tree: computed again
+
+
+def test_check_right_after_plan_answers_from_the_plans_proof(empty_project, private_cache):
+    """`plan` records what it proved (the new chain lands on the models, the reverse lands,
+    the hazards): the next `check` starts no scratch server and gives a cold check's answer;
+    a changed plan byte is replayed again."""
+    from deploy import hazards as hazards_module
+    from deploy.plans import load_chain
+
+    config = load_config(empty_project)
+    written = make_plan(config, name="initial", scratch="local")
+    assert written.status == "written" and written.reverse_path is not None
+    progress = Progress()
+    warm = run_check(config, scratch="local", progress=progress)
+    assert progress.used_cache and not progress.started_server
+    cold = run_check(config, scratch="local", use_cache=False)
+    assert warm.exit_code == cold.exit_code
+    assert warm.findings == cold.findings and warm.notes == cold.notes
+    assert (warm.head, warm.models) == (cold.head, cold.models) == (written.to_fingerprint,) * 2
+    assert warm.plans == cold.plans  # each plan landed, same hazards and approvals
+    plan = load_chain(config.plans_dir).chain[-1]
+    assert cache.classify(plan.body) == hazards_module.classify(plan.body)
+    # One byte more: the recorded proof is for other bytes, so check replays the plan.
+    plan.path.write_bytes(plan.path.read_bytes() + b"-- reviewed\n")
+    progress = Progress()
+    again = run_check(config, scratch="local", progress=progress)
+    assert progress.started_server and any("replaying plan 1/1" in m for m in progress.lines)
+    assert again.exit_code == cold.exit_code and again.findings == cold.findings
+
+
+def test_plan_records_no_proof_without_the_cache(empty_project, private_cache):
+    """--no-cache: the plan writes nothing into the cache; check replays."""
+    config = load_config(empty_project)
+    assert make_plan(config, name="initial", scratch="local", use_cache=False).status == "written"
+    assert entries(private_cache, "head") == entries(private_cache, "reverses") == []
+    progress = Progress()
+    assert run_check(config, scratch="local", progress=progress).exit_code == 0
+    assert progress.started_server

@@ -160,3 +160,20 @@ def test_dropped_objects_lose_their_comments_with_them():
     ]) == {"public.v", "public.t.t_ck", "public.f"}
     assert comments._is_dropped("column public.v.id", {"public.v"})
     assert not comments._is_dropped("column public.vv.id", {"public.v"})
+
+
+def test_parse_memo_shares_trees_only_inside_a_diff():
+    """Repairs share one parse per statement text inside a diff; parse_fresh is the caller's own
+    tree (repairs that edit a tree take one), and outside a diff nothing is remembered."""
+    from deploy.differ.sqltext import parse_fresh, parse_memo, parse_one
+
+    sql = "CREATE TABLE t (id int GENERATED ALWAYS AS IDENTITY)"
+    assert parse_one(sql) is not parse_one(sql)
+    with parse_memo():
+        shared = parse_one(sql)
+        assert parse_one(sql) is shared
+        own = parse_fresh(sql)
+        assert own is not shared and own == shared
+        own.tableElts = None  # an edit of the caller's copy is not seen by the others
+        assert parse_one(sql).tableElts
+    assert parse_one(sql) is not shared

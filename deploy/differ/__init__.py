@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from deploy.differ.context import DiffContext
 from deploy.differ.migra_adapter import migra_statements
 from deploy.differ.repairs import REPAIRS
+from deploy.differ.sqltext import parse_memo
 from deploy.fingerprint import (
     NOTHING_EXCLUDED,
     Difference,
@@ -71,7 +72,8 @@ def diff(
         online=online,
         renamed=tuple(renamed),
     )
-    for repair in REPAIRS:
-        statements = repair.apply(ctx, statements)
+    with parse_memo():  # each statement text is parsed once for all the repairs
+        for repair in REPAIRS:
+            statements = repair.apply(ctx, statements)
     unexpressed = compare(ctx.before, ctx.after) if not statements else []
     return Diff(statements, unexpressed)

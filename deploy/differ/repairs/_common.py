@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-import pglast
 from pglast import ast, enums, keywords
 from sqlalchemy import Connection
 
+from deploy.differ.sqltext import parse_one
 from deploy.fingerprint import Exclusions, split_key
 
 _PLAIN = re.compile(r"^[a-z_][a-z0-9_$]*$")
@@ -62,12 +62,9 @@ def keys(description: Mapping[str, str], kind: str) -> dict[str, str]:
 
 
 def node(statement: str) -> ast.Node | None:
-    """The parse tree of a single statement, or None when it does not parse as one."""
-    try:
-        parsed = pglast.parse_sql(statement)
-    except pglast.parser.ParseError:
-        return None
-    return parsed[0].stmt if len(parsed) == 1 else None
+    """The parse tree of a single statement, or None when it does not parse as one (shared
+    within a diff: read it, never modify it)."""
+    return parse_one(statement)
 
 
 def _range_var(rv: ast.RangeVar | None) -> str | None:

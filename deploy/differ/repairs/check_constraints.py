@@ -21,7 +21,7 @@ from __future__ import annotations
 from pglast import ast, enums
 
 from deploy.differ.context import DiffContext
-from deploy.differ.sqltext import deparse, parse_one, qualified
+from deploy.differ.sqltext import deparse, parse_fresh, qualified
 from deploy.fingerprint import Description, split_key
 from deploy.statements import walk
 
@@ -34,7 +34,7 @@ def apply(ctx: DiffContext, statements: list[str]) -> list[str]:
 def _rewrite(statement: str, after: Description) -> str:
     if "ANY" not in statement and "ALL" not in statement:
         return statement  # cheap filter: only printed IN / NOT IN lists need the parser
-    node = parse_one(statement)
+    node = parse_fresh(statement)  # rewritten in place below
     varchar_columns: set[str] = set()
     if isinstance(node, ast.AlterTableStmt) and node.relation is not None:
         table = qualified(node.relation.schemaname or "public", node.relation.relname)

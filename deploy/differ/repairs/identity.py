@@ -23,7 +23,7 @@ from pglast import ast, enums
 
 from deploy.differ.context import DiffContext
 from deploy.differ.repairs.new_sequences import create_sequence_sql
-from deploy.differ.sqltext import deparse, ident, literal, parse_one, qualified
+from deploy.differ.sqltext import deparse, ident, literal, parse_fresh, parse_one, qualified
 from deploy.fingerprint import split_key
 
 _OPTIONS = (("increment", "INCREMENT BY"), ("min", "MINVALUE"), ("max", "MAXVALUE"),
@@ -99,18 +99,26 @@ def _identity_options(sequence: str, attributes: str) -> str:
 def _with_identity_options(statement: str, node: ast.CreateStmt, identities: dict) -> str:
     """migra's CREATE TABLE with each identity column's sequence options written in."""
     table = qualified(node.relation.schemaname or "public", node.relation.relname)
-    changed = False
-    for element in node.tableElts or ():
-        if not isinstance(element, ast.ColumnDef) or (table, element.colname) not in identities:
-            continue
-        for constraint in element.constraints or ():
-            if constraint.contype == enums.ConstrType.CONSTR_IDENTITY and not constraint.options:
-                sequence, attributes = identities[(table, element.colname)]
-                sample = parse_one("CREATE TABLE x (c int GENERATED ALWAYS AS IDENTITY ("
-                                   + _identity_options(sequence, attributes) + "))")
-                constraint.options = sample.tableElts[0].constraints[0].options
-                changed = True
-    return deparse(node) if changed else statement
+
+    def bare_identities(tree: ast.CreateStmt) -> list[tuple[ast.Constraint, tuple[str, str]]]:
+        return [
+            (constraint, (table, element.colname))
+            for element in tree.tableElts or ()
+            if isinstance(element, ast.ColumnDef) and (table, element.colname) in identities
+            for constraint in element.constraints or ()
+            if constraint.contype == enums.ConstrType.CONSTR_IDENTITY and not constraint.options
+        ]
+
+    if not bare_identities(node):
+        return statement
+    # `node` is shared with the other repairs of this diff (sqltext.parse_memo): edit a copy.
+    copy = parse_fresh(statement)
+    for constraint, column in bare_identities(copy):
+        sequence, attributes = identities[column]
+        sample = parse_fresh("CREATE TABLE x (c int GENERATED ALWAYS AS IDENTITY ("
+                             + _identity_options(sequence, attributes) + "))")
+        constraint.options = sample.tableElts[0].constraints[0].options
+    return deparse(copy)
 
 
 def _sequences_by_column(description: dict[str, str], marker: str) -> dict:

@@ -12,7 +12,7 @@ from pglast import ast
 
 from deploy.differ.context import DiffContext
 from deploy.differ.migra_adapter import end_read_transactions
-from deploy.differ.sqltext import deparse, parse_one
+from deploy.differ.sqltext import deparse, parse_fresh, parse_one
 
 _INHERITED_ONLY = """
 SELECT n.nspname, c.relname, a.attname FROM pg_attribute a
@@ -42,6 +42,7 @@ def apply(ctx: DiffContext, statements: list[str]) -> list[str]:
                 if not (isinstance(e, ast.ColumnDef) and (*table, e.colname) in inherited)
             )
             if len(kept) != len(node.tableElts or ()):
+                node = parse_fresh(statement)  # the parsed tree is shared: edit a copy
                 node.tableElts = kept or None
                 statement = deparse(node)
         result.append(statement)

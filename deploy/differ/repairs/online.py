@@ -34,6 +34,7 @@ from pglast import ast, enums, parser
 from pglast.stream import RawStream
 
 from deploy.differ.context import DiffContext
+from deploy.differ.sqltext import parse_one
 from deploy.fingerprint import Description, split_key
 from deploy.statements import DEFAULT_SCHEMA
 
@@ -63,7 +64,7 @@ def apply(ctx: DiffContext, statements: list[str]) -> list[str]:
     taken = _constraint_names(ctx.before) | _constraint_names(ctx.after)
     out: list[str] = []
     for sql in statements:
-        node = _single(sql)
+        node = parse_one(sql)  # shared (sqltext.parse_memo): read only
         if node is None:
             out.append(sql)
         elif not ctx.online:
@@ -182,7 +183,7 @@ def _offline(node: ast.Node, sql: str, before: _Catalog, out: list[str]) -> list
     cmd = node.cmds[0]
     if cmd.subtype != AT.AT_ValidateConstraint or table not in before.tables or not out:
         return [sql]
-    previous = _single(out[-1])
+    previous = _single(out[-1])  # its own tree: edited below
     if not isinstance(previous, ast.AlterTableStmt) or len(previous.cmds or ()) != 1:
         return [sql]
     added = previous.cmds[0].def_
