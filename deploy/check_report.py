@@ -1,7 +1,8 @@
 """How `invoke check` reports: text, JSON, a GitHub step summary, annotations, a PR comment.
 
-Every view is rendered from one JSON document, so the text, the Markdown and the
-machine output never disagree.
+The JSON document below is the source: `check_view` turns it into the output Document that
+deploy/output.py renders as text, Markdown and annotations, so they never disagree, and a PR
+comment rendered later from the saved JSON says the same.
 
 JSON shape (`invoke check --format json`), version 1. Fields are only ever added within a
 version; renaming or removing one bumps "version".

@@ -1,7 +1,9 @@
-"""Output: human text (colour only on a TTY), versioned JSON, GitHub step summaries.
+"""Where a task writes: stdout (text or the JSON document), stderr (progress and errors).
 
-Progress goes to stderr so that `--format json` keeps stdout machine-readable.
-Everything printed passes through `urls.mask`: no password ever reaches a log.
+What a command says is built as a Document and rendered by deploy/output.py; this module
+only owns the streams, colour on a TTY and the error paragraph. Progress goes to stderr so
+that `--format json` keeps stdout machine-readable. Everything printed passes through
+`urls.mask`: no password ever reaches a log.
 """
 
 from __future__ import annotations

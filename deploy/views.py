@@ -62,7 +62,7 @@ def plan_document(config: Config, result: PlanResult) -> Document:
              "pending": "changes pending"}.get(result.status, result.status)
     where = f" for {result.target}" if result.target else ""
     rows: list[Item] = [Row(note, label="note:", tone="yellow", markdown=f"> note: {note}")
-            for note in result.notes]
+                        for note in result.notes]
     if result.status == "up-to-date":
         rows.append(Row(f"Nothing to do{where}: the schema already matches the models.",
                         tone="green"))
@@ -81,16 +81,16 @@ def plan_document(config: Config, result: PlanResult) -> Document:
     files: list[Item] = []  # a section of its own: a Markdown list would swallow its lines
     if plan_file:
         files.append(Row(f"({short(result.from_fingerprint)} -> {short(result.to_fingerprint)}) "
-                        f"and {snapshot}.", label=f"Wrote {plan_file}", tone="green",
-                        markdown=f"Wrote `{plan_file}`."))
+                         f"and {snapshot}.", label=f"Wrote {plan_file}", tone="green",
+                         markdown=f"Wrote `{plan_file}`."))
         if hazards:
-            files.append(Row("Review the hazards: approve each with an '-- approve: <same text> "
-                            "-- <reason>' line in the plan header, or `invoke check` and "
-                            "`invoke apply` will refuse it."))
+            files.append(Row("Review the hazards: approve each with an '-- approve: <same "
+                             "text> -- <reason>' line in the plan header, or `invoke check` and "
+                             "`invoke apply` will refuse it."))
         if result.reverse_path:
-            files.append(Row(f"Wrote its reverse {_relative(config, result.reverse_path)} (what "
-                            "`invoke rollback` runs; its hazards are approved the same way "
-                            "before a rollback)."))
+            files.append(Row(f"Wrote its reverse {_relative(config, result.reverse_path)} "
+                             "(what `invoke rollback` runs; its hazards are approved the same "
+                             "way before a rollback)."))
     elif result.status == "pending" and not result.target:
         files.append(Row("Run `invoke plan --name \"<what changed>\"` to write it."))
     return Document(
