@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deploy import errors
-from deploy.applier import AppliedPlan, ApplyResult
+from deploy.applier import ApplyResult
 from deploy.config import Config
 from deploy.output import Block, Document, Item, Row, Section, emit
 from deploy.plans import short
@@ -163,15 +163,8 @@ def apply_document(result: ApplyResult) -> Document:
     return Document(
         "apply", errors.OK, f"invoke apply: {result.status} ({result.target})",
         status=result.status,
-        data={
-            "target": result.target,
-            "live_fingerprint": result.live_fingerprint,
-            "head": result.head,
-            "adopted": result.adopted,
-            "adopted_state": result.adopted_state,
-            "message": result.message,
-            "plans": _plans_json(result.applied),
-        },
+        data=_run_data(result, adopted=result.adopted, adopted_state=result.adopted_state,
+                       message=result.message),
         sections=[Section(adopted), Section(rows, columns=["plan", "time"])],
     )
 
@@ -191,13 +184,7 @@ def rollback_document(result: ApplyResult, forgotten: int | None = None) -> Docu
     return Document(
         "rollback", errors.OK, f"invoke rollback: {result.status} ({result.target})",
         status=result.status,
-        data={
-            "target": result.target,
-            "live_fingerprint": result.live_fingerprint,
-            "head": result.head,
-            "forgotten_rows": forgotten,
-            "plans": _plans_json(result.applied),
-        },
+        data=_run_data(result, forgotten_rows=forgotten),
         sections=[Section(rows, columns=["plan undone", "time"])],
     )
 
@@ -223,10 +210,14 @@ def _plan_rows(result: ApplyResult, *, would: str, done: str,
     return rows
 
 
-def _plans_json(applied: list[AppliedPlan]) -> list[dict[str, Any]]:
-    return [{"file": p.filename, "from": p.from_fingerprint, "to": p.to_fingerprint,
-             "seconds": round(p.seconds, 3), "statements": list(p.statements),
-             "resumed_at_step": p.resumed_at_step} for p in applied]
+def _run_data(result: ApplyResult, **fields: Any) -> dict[str, Any]:
+    """The JSON fields apply and rollback share (where the target stands, the plans run),
+    with each command's own `fields`."""
+    plans = [{"file": p.filename, "from": p.from_fingerprint, "to": p.to_fingerprint,
+              "seconds": round(p.seconds, 3), "statements": list(p.statements),
+              "resumed_at_step": p.resumed_at_step} for p in result.applied]
+    return {"target": result.target, "live_fingerprint": result.live_fingerprint,
+            "head": result.head, **fields, "plans": plans}
 
 
 # --- status ----------------------------------------------------------------------------------
