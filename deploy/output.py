@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deploy import urls
+from deploy.errors import DeployError
 
 if TYPE_CHECKING:  # report.Output writes what this module renders
     from collections.abc import Callable
@@ -115,6 +116,13 @@ def payload(doc: Document) -> dict[str, Any]:
     """The JSON payload of `doc` (without version and command, which `json_document` adds)."""
     head: dict[str, Any] = {} if doc.status is None else {"status": doc.status}
     return {**head, "exit_code": doc.exit_code, **doc.data}
+
+
+def error_data(exc: DeployError) -> dict[str, Any]:
+    """The JSON fields of a command that failed with `exc`: the error shape every command
+    shares (status "error", its exit code, the message and details, passwords masked)."""
+    return {"status": "error", "exit_code": exc.exit_code, "error": urls.mask(exc.message),
+            "details": urls.mask(exc.details)}
 
 
 def json_document(command: str, data: dict[str, Any]) -> str:

@@ -17,7 +17,13 @@ from deploy import cli, urls
 from deploy.errors import DeployError
 
 # Rendering lives in deploy.output; these names stay importable from here for older callers.
-from deploy.output import JSON_VERSION, append_step_summary, fenced, json_document  # noqa: F401
+from deploy.output import (  # noqa: F401
+    JSON_VERSION,
+    append_step_summary,
+    error_data,
+    fenced,
+    json_document,
+)
 
 FORMATS = ("text", "json")
 
@@ -63,11 +69,7 @@ class Output:
         self._write(self.err, f"{label} {message}")
         if exc.details:
             self._write(self.err, urls.mask(exc.details.rstrip()))
-        self.json(
-            command,
-            {"status": "error", "exit_code": exc.exit_code, "error": message,
-             "details": urls.mask(exc.details)},
-        )
+        self.json(command, error_data(exc))
 
     def _write(self, stream: TextIO, line: str) -> None:
         """Print a line; a reader that went away (`| head -1`) silences the stream instead
