@@ -131,3 +131,18 @@ def test_status_document_keeps_its_json_fields_and_exit_codes():
     assert render_markdown(doc).count("- `table t") == 20
     for state, code in [("head", 0), ("pending", 2), ("ahead", 0), ("no-plans", 0)]:
         assert status_document(StatusResult(state, "h", FP, HEAD, None)).exit_code == code
+
+
+def test_the_status_endpoint_serves_the_status_document_and_appends_no_summary(
+    pg, project, monkeypatch, tmp_path
+):
+    from deploy.config import load_config
+    from deploy.health import StatusCache
+
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    url = pg.new("endpoint_summary")
+    document = StatusCache(load_config(project), target=url, log=lambda _line: None).get()
+    assert document["version"] == 1 and document["command"] == "status"
+    assert document["state"] == "pending" and document["exit_code"] == errors.PENDING
+    assert not summary.exists()  # a server is no CI step: it used to append a summary
