@@ -87,7 +87,7 @@ def plan(  # noqa: PLR0913
 
         if reverses:
             from deploy.reverse import write_missing
-            from deploy.rollback_views import show_reverses
+            from deploy.views import show_reverses
 
             return show_reverses(out, config, write_missing(config, scratch or None,
                                                             out.progress))
@@ -180,7 +180,7 @@ def rollback(  # noqa: PLR0913
 
         from deploy.applier import apply_plans
         from deploy.rollback import forget_action, rollback_action
-        from deploy.rollback_views import show_rollback
+        from deploy.views import show_rollback
 
         holder: dict[str, int] = {}
         action = (functools.partial(forget_action, holder=holder) if forget

@@ -1,7 +1,8 @@
 """How `invoke check` reports: text, JSON, a GitHub step summary, annotations, a PR comment.
 
-Every view is rendered from one JSON document, so the text, the Markdown and the
-machine output never disagree.
+The JSON document below is the source: `check_view` turns it into the output Document that
+deploy/output.py renders as text, Markdown and annotations, so they never disagree, and a PR
+comment rendered later from the saved JSON says the same.
 
 JSON shape (`invoke check --format json`), version 1. Fields are only ever added within a
 version; renaming or removing one bumps "version".
@@ -72,18 +73,29 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from deploy import errors
+from deploy import errors, output
 from deploy.checker import SEVERITY_NAMES, CheckResult, Finding, PlanCheck
 from deploy.config import Config
+from deploy.output import (  # escape_*: part of this module's API, as before
+    Annotation,
+    Block,
+    Document,
+    Item,
+    Row,
+    Section,
+    cell,
+    escape_data,  # noqa: F401
+    escape_property,  # noqa: F401
+    html,
+)
 from deploy.plans import short
-from deploy.report import Output, append_step_summary, fenced, json_document
+from deploy.report import Output
 
 COMMENT_MARKER = "<!-- schema-deploy -->"
-MAX_ANNOTATIONS = 10  # GitHub shows at most ten error annotations per step
-SUMMARY_LIMIT = 900_000  # characters; GitHub accepts 1 MiB per step summary
+MAX_ANNOTATIONS = output.MAX_ANNOTATIONS
+SUMMARY_LIMIT = output.SUMMARY_LIMIT
 COMMENT_LIMIT = 60_000  # characters; GitHub refuses comments over 65536
 _SQL_LIMIT = 20_000  # characters of one plan's SQL shown in Markdown
-_TEXT_DETAIL_LINES = 80  # lines of SQL or object lists under one finding in text
 
 _LABELS = {"error": "error:", "drift": "drift:", "hazard": "hazard:"}
 _COLOURS = {"error": "red", "drift": "red", "hazard": "yellow"}
@@ -95,21 +107,15 @@ _REPLAY_ICONS = {"landed": "✅ lands", "failed": "❌ fails", "not-replayed": "
 def show_check(out: Output, config: Config, result: CheckResult) -> int:
     """Print the check result (text or JSON), add the CI extras; return the exit code."""
     document = check_document(result)
-    out.json("check", document)
-    if out.format == "text":
-        for line in render_text(document, out.colour):
-            out.text(line)
-        if os.environ.get("GITHUB_ACTIONS") == "true":
-            for line in annotations(document, _workspace_prefix(config)):
-                out.text(line)
-    append_step_summary(render_markdown(document))
+    exit_code = output.emit(out, check_view(document), root=config.root)
     json_path = os.environ.get("SCHEMA_CHECK_JSON")
     if json_path:
-        Path(json_path).write_text(json_document("check", document) + "\n", encoding="utf-8")
-    return result.exit_code
+        Path(json_path).write_text(output.json_document("check", document) + "\n",
+                                   encoding="utf-8")
+    return exit_code
 
 
-# --- the document ----------------------------------------------------------------------------
+# --- the JSON document -----------------------------------------------------------------------
 
 
 def check_document(result: CheckResult) -> dict[str, Any]:
@@ -166,56 +172,77 @@ def _plan(p: PlanCheck) -> dict[str, Any]:
     }
 
 
-# --- text ------------------------------------------------------------------------------------
+# --- the output document ---------------------------------------------------------------------
 
 
-def render_text(doc: dict[str, Any], colour: Callable[[str, str], str]) -> list[str]:
-    """Human-readable lines: verdict, plans, models, target, then every finding and note."""
-    lines = [_verdict(doc, colour), ""]
+def check_view(doc: dict[str, Any], only_files: Iterable[str] | None = None) -> Document:
+    """The output Document of a check JSON document (built from the JSON, so a PR comment
+    rendered later from the saved file says the same). With `only_files`, the Markdown lists
+    only the plans whose file is in it (or ends with it)."""
     plans = doc["plans"]
-    if plans:
-        lines.append(f"Plans ({len(plans)}, in chain order):")
-        width = max(len(p["file"]) for p in plans)
-        for p in plans:
-            state = colour(f"{p['replay']:<12}", "green" if p["replay"] == "landed" else "red")
-            arrow = f"{short(p['from'])} -> {short(p['to'])}" if p["to"] else ""
-            hazards = p["hazards"]
-            waiting = sum(not h["approved"] for h in hazards)
-            extra = f"  {len(hazards)} hazard(s), {waiting} not approved" if hazards else ""
-            if p["replay"] == "not-replayed":
-                extra += f"  ({p['replay_message']})"
-            lines.append(f"  {state} {p['file']:<{width}}  {arrow}{extra}")
-            if p.get("expanded"):
-                lines.append(" " * 15 + _parts_line(p))
-    else:
-        lines.append("Plans: none yet.")
-    if doc["models"]:
-        same = doc["models"] == doc["head"]
-        lines.append(f"Models: {short(doc['models'])}"
-                     + (" = head." if same else f", head {short(doc['head'])}."))
-    target = doc["target"]
-    if target:
-        lines.append(f"Target: {target['url']}: {_target_words(target)}")
-    for finding in doc["findings"]:
-        lines.append("")
-        label = colour(_LABELS[finding["severity"]], _COLOURS[finding["severity"]])
-        lines.append(f"{label} " + _located(finding).replace("\n", "\n    "))
-        details = finding["details"].rstrip()
-        if details:
-            if finding["kind"] == "drift" and doc["drift"] and doc["drift"]["sql"]:
-                lines.append("  SQL from the head of the plans to the models:")
-            shown = details.splitlines()
-            lines.extend(("    " + line).rstrip() for line in shown[:_TEXT_DETAIL_LINES])
-            if len(shown) > _TEXT_DETAIL_LINES:
-                lines.append(f"    … {len(shown) - _TEXT_DETAIL_LINES} more lines "
-                             "(`--format json` has them all)")
-        if finding["kind"] == "drift" and doc["drift"] and doc["drift"]["hazards"]:
-            lines.append("  A plan with this change carries these hazards (to be approved):")
-            lines.extend(f"    {h['text']}" for h in doc["drift"]["hazards"])
-    for note in doc["notes"]:
-        lines.append("")
-        lines.append(colour("note:", "dim") + " " + note)
-    return lines
+    filtered = only_files is not None
+    if only_files is not None:
+        wanted = list(only_files)
+        plans = [p for p in plans if any(_same_file(p["file"], w) for w in wanted)]
+    # Markdown: newest plan first: the one under review matters most and survives truncation.
+    newest = list(reversed(plans))
+    passed = doc["status"] == "passed"
+    return Document(
+        "check", doc["exit_code"],
+        "✅ Schema check passed" if passed else f"❌ Schema check failed (exit {doc['exit_code']})",
+        status=doc["status"], data=doc, level=2,
+        sections=[
+            Section([_verdict(doc), Row("")]),
+            Section(_plan_lines(doc["plans"])),
+            Section(_models_and_target(doc)),
+            Section(_findings(doc), columns=["", "Finding", "Where"]),
+            Section(_drift(doc["drift"]),
+                    heading="Unreviewed drift: SQL from the head of the plans to the models"),
+            Section(_hazards(newest), heading="Hazards",
+                    columns=["Plan", "Line", "Kind", "Hazard", "Approval"]),
+            Section(_plan_table(newest, filtered),
+                    heading=("Plans in this pull request" if filtered else "Plans")
+                    + " (newest first)" if newest else None,
+                    columns=["Plan", "From → To", "Replay", "Hazards"]),
+            Section([row for note in doc["notes"] for row in (
+                Row("", markdown=""),
+                Row(note, label="note:", tone="dim", markdown=f"> note: {cell(note)}"))]),
+        ],
+    )
+
+
+def _verdict(doc: dict[str, Any]) -> Row:
+    if doc["status"] == "passed":
+        landed = sum(p["replay"] == "landed" for p in doc["plans"])
+        return Row(f"Schema check passed: {landed} plan(s) land on their 'to', the models "
+                   "match the head, every hazard is approved.", tone="green")
+    counts = doc["counts"]
+    parts = [f"{counts['errors']} error(s)" if counts["errors"] else "",
+             f"{counts['drift']} drift" if counts["drift"] else "",
+             f"{counts['unapproved_hazards']} unapproved hazard(s)"
+             if counts["unapproved_hazards"] else ""]
+    return Row(f"Schema check FAILED (exit {doc['exit_code']}): "
+               + ", ".join(p for p in parts if p) + ".", tone="red")
+
+
+def _plan_lines(plans: list[dict[str, Any]]) -> list[Item]:
+    """Terminal: every plan in chain order with its replay and hazard counts."""
+    if not plans:
+        return [Row("Plans: none yet.")]
+    rows: list[Item] = [Row(f"Plans ({len(plans)}, in chain order):")]
+    width = max(len(p["file"]) for p in plans)
+    for p in plans:
+        arrow = f"{short(p['from'])} -> {short(p['to'])}" if p["to"] else ""
+        hazards = p["hazards"]
+        waiting = sum(not h["approved"] for h in hazards)
+        extra = f"  {len(hazards)} hazard(s), {waiting} not approved" if hazards else ""
+        if p["replay"] == "not-replayed":
+            extra += f"  ({p['replay_message']})"
+        rows.append(Row(f"{p['file']:<{width}}  {arrow}{extra}", label=f"  {p['replay']:<12}",
+                        tone="green" if p["replay"] == "landed" else "red"))
+        if p.get("expanded"):
+            rows.append(Row(" " * 15 + _parts_line(p)))
+    return rows
 
 
 def _parts_line(p: dict[str, Any]) -> str:
@@ -229,18 +256,95 @@ def _parts_line(p: dict[str, Any]) -> str:
             f"that ships the new code, contract -> {short(p['to'])} in the next deploy{extra}")
 
 
-def _verdict(doc: dict[str, Any], colour: Callable[[str, str], str]) -> str:
-    if doc["status"] == "passed":
-        landed = sum(p["replay"] == "landed" for p in doc["plans"])
-        return colour(f"Schema check passed: {landed} plan(s) land on their 'to', the models "
-                      "match the head, every hazard is approved.", "green")
-    counts = doc["counts"]
-    parts = [f"{counts['errors']} error(s)" if counts["errors"] else "",
-             f"{counts['drift']} drift" if counts["drift"] else "",
-             f"{counts['unapproved_hazards']} unapproved hazard(s)"
-             if counts["unapproved_hazards"] else ""]
-    return colour(f"Schema check FAILED (exit {doc['exit_code']}): "
-                  + ", ".join(p for p in parts if p) + ".", "red")
+def _models_and_target(doc: dict[str, Any]) -> list[Item]:
+    rows: list[Item] = []
+    if doc["models"]:
+        same = doc["models"] == doc["head"]
+        rows.append(Row(f"Models: {short(doc['models'])}"
+                        + (" = head." if same else f", head {short(doc['head'])}.")))
+    target = doc["target"]
+    if target:
+        words = _target_words(target)
+        rows.append(Row(f"Target: {target['url']}: {words}",
+                        markdown=f"**Target** `{target['url']}`: {words}"))
+    return rows
+
+
+def _findings(doc: dict[str, Any]) -> list[Item]:
+    """Each finding: a labelled paragraph with its details (terminal), a table row
+    (Markdown) and an annotation."""
+    rows: list[Item] = []
+    drift = doc["drift"]
+    for f in doc["findings"]:
+        where = f"`{f['file']}:{f['line']}`" if f["file"] and f["line"] else (
+            f"`{f['file']}`" if f["file"] else "")
+        finding = Row(_located(f).replace("\n", "\n    "), label=_LABELS[f["severity"]],
+                      tone=_COLOURS[f["severity"]],
+                      cells=[_ICONS[f["severity"]], cell(f["message"]), where],
+                      annotation=Annotation(f["title"], f["message"], f["file"], f["line"]))
+        rows += [Row(""), finding]
+        details = f["details"].rstrip()
+        if f["kind"] == "drift" and drift and drift["sql"] and details:
+            rows.append(Row("  SQL from the head of the plans to the models:", details=details))
+        else:
+            finding.details = details
+        if f["kind"] == "drift" and drift and drift["hazards"]:
+            rows.append(Row("  A plan with this change carries these hazards (to be approved):"))
+            rows += [Row(f"    {h['text']}") for h in drift["hazards"]]
+    return rows
+
+
+def _drift(drift: dict[str, Any] | None) -> list[Item]:
+    """Markdown: the SQL that would take the head to the models, and what has none."""
+    if not drift:
+        return []
+    items: list[Item] = []
+    if drift["sql"]:
+        items.append(Block(_cut(drift["sql"]), "sql", terminal=False))
+    if drift["unexpressed"]:
+        items += [Row(markdown="Differences with no generated SQL:"),
+                  Block("\n".join(drift["unexpressed"]), terminal=False)]
+    items.append(Row(markdown='Run `invoke plan --name "<what changed>"`, review the plan, and '
+                              "commit it."))
+    return items
+
+
+def _hazards(plans: list[dict[str, Any]]) -> list[Item]:
+    """Markdown: one table row per hazard of the shown plans, with its approval."""
+    rows: list[Item] = []
+    for p in plans:
+        for hz in p["hazards"]:
+            approval = (f"✅ {cell(hz['reason'] or 'approved')}" if hz["approved"]
+                        else "❌ not approved")
+            where = f" ({hz['part']} part)" if hz.get("part") else ""
+            rows.append(Row(cells=[f"`{cell(_basename(p['file']))}`", f"{hz['line']}{where}",
+                                   hz["kind"], output.code(hz["text"]), approval]))
+    return rows
+
+
+def _plan_table(plans: list[dict[str, Any]], filtered: bool) -> list[Item]:
+    """Markdown: the plans newest first, then each one's SQL (dropped, oldest first, for
+    length)."""
+    if not plans:
+        return [Row(markdown="No plan file changed in this pull request.")] if filtered else []
+    items: list[Item] = []
+    for p in plans:
+        arrow = f"`{short(p['from'])}` → `{short(p['to'])}`" if p["to"] else ""
+        if p.get("expanded"):  # expand now, contract in the next deploy
+            arrow = (f"`{short(p['from'])}` → `{short(p['expanded'])}` (expand) → "
+                     f"`{short(p['to'])}` (contract)")
+        waiting = sum(not hz["approved"] for hz in p["hazards"])
+        count = (f"{len(p['hazards'])} ({waiting} not approved)" if waiting
+                 else str(len(p["hazards"])))
+        items.append(Row(cells=[f"`{cell(p['file'])}`<br>{cell(p['name'])}", arrow,
+                                _REPLAY_ICONS[p["replay"]], count]))
+    for p in plans:
+        items.append(Block(
+            _cut(p["sql"]), "sql", summary=f"<code>{html(p['file'])}</code>: {html(p['name'])}",
+            lead=f"> {cell(p['replay_message'])}" if p["replay_message"] else None,
+            left_out=f"<sub>SQL of `{cell(p['file'])}` left out for length: read the file.</sub>",
+            terminal=False))
+    return items
 
 
 def _target_words(target: dict[str, Any]) -> str:
@@ -263,151 +367,6 @@ def _located(finding: dict[str, Any]) -> str:
     return f"{where}: {message}"
 
 
-# --- GitHub annotations ----------------------------------------------------------------------
-
-
-def escape_data(text: str) -> str:
-    """A workflow command's message: %, CR and LF escaped as GitHub requires."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def escape_property(text: str) -> str:
-    """A workflow command's property value: like data, plus ':' and ','."""
-    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def annotations(doc: dict[str, Any], prefix: str = "") -> list[str]:
-    """`::error` lines, most severe first; past GitHub's ten, one line says how many more."""
-    findings = doc["findings"]
-    lines = []
-    shown = findings if len(findings) <= MAX_ANNOTATIONS else findings[: MAX_ANNOTATIONS - 1]
-    for finding in shown:
-        props = []
-        if finding["file"]:
-            props.append(f"file={escape_property(prefix + finding['file'])}")
-            if finding["line"]:
-                props.append(f"line={finding['line']}")
-        props.append(f"title={escape_property(finding['title'])}")
-        lines.append(f"::error {','.join(props)}::{escape_data(finding['message'])}")
-    if len(shown) < len(findings):
-        more = len(findings) - len(shown)
-        lines.append(f"::error title={escape_property('More schema findings')}::"
-                     + escape_data(f"{more} more finding(s): see the job log or step summary."))
-    return lines
-
-
-def _workspace_prefix(config: Config) -> str:
-    """The project root relative to the checkout (annotations name files from there)."""
-    workspace = os.environ.get("GITHUB_WORKSPACE")
-    if not workspace:
-        return ""
-    try:
-        inside = config.root.relative_to(Path(workspace).resolve()).as_posix()
-    except ValueError:
-        return ""
-    return "" if inside == "." else inside + "/"
-
-
-# --- Markdown --------------------------------------------------------------------------------
-
-
-def render_markdown(
-    doc: dict[str, Any],
-    *,
-    only_files: Iterable[str] | None = None,
-    limit: int = SUMMARY_LIMIT,
-    heading: str = "##",
-) -> str:
-    """Markdown for the step summary or PR comment: verdict, findings, drift, plans, hazards.
-
-    With `only_files`, only plans whose file is in it (or ends with it) are listed.
-    SQL blocks are dropped, oldest plan first, until the text fits in `limit` characters.
-    """
-    plans = doc["plans"]
-    if only_files is not None:
-        wanted = list(only_files)
-        plans = [p for p in plans if any(_same_file(p["file"], w) for w in wanted)]
-    # Newest plan first: the one under review matters most and survives truncation.
-    plans = list(reversed(plans))
-    for shown in range(len(plans), -1, -1):
-        text = _markdown(doc, plans, shown, heading, only_files is not None)
-        if len(text) <= limit:
-            return text
-    return text[: limit - 40] + "\n\n… (truncated)\n"
-
-
-def _markdown(
-    doc: dict[str, Any], plans: list[dict[str, Any]], with_sql: int, h: str, filtered: bool
-) -> str:
-    out = [f"{h} {_md_verdict(doc)}", ""]
-    if doc["findings"]:
-        out += ["| | Finding | Where |", "|---|---|---|"]
-        for f in doc["findings"]:
-            where = f"`{f['file']}:{f['line']}`" if f["file"] and f["line"] else (
-                f"`{f['file']}`" if f["file"] else "")
-            out.append(f"| {_ICONS[f['severity']]} | {_cell(f['message'])} | {where} |")
-        out.append("")
-    drift = doc["drift"]
-    if drift:
-        out += [f"{h}# Unreviewed drift: SQL from the head of the plans to the models", ""]
-        if drift["sql"]:
-            out += [fenced(_cut(drift["sql"]), "sql"), ""]
-        if drift["unexpressed"]:
-            out += ["Differences with no generated SQL:", "",
-                    fenced("\n".join(drift["unexpressed"]), ""), ""]
-        out += ['Run `invoke plan --name "<what changed>"`, review the plan, and commit it.', ""]
-    target = doc["target"]
-    if target:
-        out += [f"**Target** `{target['url']}`: {_target_words(target)}", ""]
-    hazards = [(p, hz) for p in plans for hz in p["hazards"]]
-    if hazards:
-        out += [f"{h}# Hazards", "", "| Plan | Line | Kind | Hazard | Approval |",
-                "|---|---|---|---|---|"]
-        for p, hz in hazards:
-            approval = (f"✅ {_cell(hz['reason'] or 'approved')}" if hz["approved"]
-                        else "❌ not approved")
-            where = f" ({hz['part']} part)" if hz.get("part") else ""
-            out.append(f"| `{_cell(_basename(p['file']))}` | {hz['line']}{where} | "
-                       f"{hz['kind']} | {_code(hz['text'])} | {approval} |")
-        out.append("")
-    if plans:
-        title = "Plans in this pull request" if filtered else "Plans"
-        out += [f"{h}# {title} (newest first)", "", "| Plan | From → To | Replay | Hazards |",
-                "|---|---|---|---|"]
-        for p in plans:
-            arrow = f"`{short(p['from'])}` → `{short(p['to'])}`" if p["to"] else ""
-            if p.get("expanded"):  # expand now, contract in the next deploy
-                arrow = (f"`{short(p['from'])}` → `{short(p['expanded'])}` (expand) → "
-                         f"`{short(p['to'])}` (contract)")
-            waiting = sum(not hz["approved"] for hz in p["hazards"])
-            count = (f"{len(p['hazards'])} ({waiting} not approved)" if waiting
-                     else str(len(p["hazards"])))
-            out.append(f"| `{_cell(p['file'])}`<br>{_cell(p['name'])} | {arrow} | "
-                       f"{_REPLAY_ICONS[p['replay']]} | {count} |")
-        out.append("")
-        for index, p in enumerate(plans):
-            if index >= with_sql:
-                out += [f"<sub>SQL of `{_cell(p['file'])}` left out for length: read the file."
-                        "</sub>", ""]
-                continue
-            if p["replay_message"]:
-                out += [f"> {_cell(p['replay_message'])}", ""]
-            out += ["<details><summary><code>" + _html(p["file"]) + "</code>: "
-                    + _html(p["name"]) + "</summary>", "", fenced(_cut(p["sql"]), "sql"), "",
-                    "</details>", ""]
-    elif filtered:
-        out += ["No plan file changed in this pull request.", ""]
-    for note in doc["notes"]:
-        out += [f"> note: {_cell(note)}", ""]
-    return "\n".join(out)
-
-
-def _md_verdict(doc: dict[str, Any]) -> str:
-    if doc["status"] == "passed":
-        return "✅ Schema check passed"
-    return f"❌ Schema check failed (exit {doc['exit_code']})"
-
-
 def _same_file(doc_file: str, other: str) -> bool:
     # git lists paths from the repository root; the document, from the project root.
     other = other.strip()
@@ -424,19 +383,31 @@ def _cut(sql: str) -> str:
     return sql[:_SQL_LIMIT] + "\n-- … truncated: read the plan file for the rest\n"
 
 
-def _cell(text: str) -> str:
-    """Text safe inside a table cell: one line, pipes escaped, no HTML."""
-    return _html(" ".join(text.split())).replace("|", "\\|")
+# --- the renderings, from a JSON document ----------------------------------------------------
 
 
-def _code(text: str) -> str:
-    """Inline code safe inside a table cell."""
-    flat = " ".join(text.split()).replace("|", "\\|")
-    return f"`` {flat} ``" if "`" in flat else f"`{flat}`"
+def render_text(doc: dict[str, Any], colour: Callable[[str, str], str]) -> list[str]:
+    """Human-readable lines: verdict, plans, models, target, then every finding and note."""
+    return output.render_text(check_view(doc), colour)
 
 
-def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def annotations(doc: dict[str, Any], prefix: str = "") -> list[str]:
+    """`::error` lines, most severe first; past GitHub's ten, one line says how many more."""
+    return output.annotations(check_view(doc), prefix)
+
+
+def render_markdown(
+    doc: dict[str, Any],
+    *,
+    only_files: Iterable[str] | None = None,
+    limit: int = SUMMARY_LIMIT,
+    heading: str = "##",
+) -> str:
+    """Markdown for the step summary or PR comment: verdict, target, findings, drift, hazards,
+    plans. With `only_files`, only plans whose file is in it (or ends with it) are listed.
+    SQL blocks are dropped, oldest plan first, until the text fits in `limit` characters.
+    """
+    return output.render_markdown(check_view(doc, only_files), limit=limit, level=len(heading))
 
 
 # --- PR comment ------------------------------------------------------------------------------
@@ -446,7 +417,7 @@ def render_comment(doc: dict[str, Any] | None, changed: Iterable[str]) -> str:
     """The PR comment: the hidden marker, the verdict, and the plans this PR adds or edits."""
     if doc is None or doc.get("status") == "error":
         reason = (doc or {}).get("error") or "it produced no report"
-        return (f"{COMMENT_MARKER}\n### ❌ Schema check could not run\n\n{_cell(reason)}\n\n"
+        return (f"{COMMENT_MARKER}\n### ❌ Schema check could not run\n\n{cell(reason)}\n\n"
                 "See the job log for details.\n")
     body = render_markdown(doc, only_files=list(changed), limit=COMMENT_LIMIT, heading="###")
     return f"{COMMENT_MARKER}\n{body}"

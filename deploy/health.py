@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import io
 import json
 import os
 import socket
@@ -30,9 +29,9 @@ import psycopg2
 from deploy import urls
 from deploy.config import Config
 from deploy.errors import DeployError
-from deploy.report import Output
+from deploy.output import error_data, json_document, payload
 from deploy.status import read_status
-from deploy.views import show_status
+from deploy.views import status_document
 
 DEFAULT_PORT = 8080
 TOKEN_VARIABLE = "DEPLOY_STATUS_TOKEN"
@@ -70,17 +69,15 @@ class StatusCache:
             return self._value
 
     def _compute(self) -> dict[str, object]:
-        buffer = io.StringIO()
-        out = Output("json", out=buffer, err=io.StringIO())
         try:
             # serve has no --wait flag: the advice must not suggest one.
-            show_status(out, read_status(self.config, target=self.target, wait=self.wait,
-                                         wait_option=None))
+            data = payload(status_document(read_status(self.config, target=self.target,
+                                                       wait=self.wait, wait_option=None)))
         except DeployError as exc:
-            out.error("status", exc)
+            data = error_data(exc)
         except psycopg2.Error as exc:  # e.g. the server went away in the middle of a read
-            out.error("status", DeployError(f"Reading the status failed: {exc}"))
-        document = json.loads(buffer.getvalue())
+            data = error_data(DeployError(f"Reading the status failed: {exc}"))
+        document = json.loads(json_document("status", data))  # the masked `status` document
         state = str(document.get("state") or document.get("status"))
         if state != self._last_state:  # log changes, not every probe
             reason = document.get("error") or document.get("live_fingerprint")

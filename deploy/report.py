@@ -1,12 +1,13 @@
-"""Output: human text (colour only on a TTY), versioned JSON, GitHub step summaries.
+"""Where a task writes: stdout (text or the JSON document), stderr (progress and errors).
 
-Progress goes to stderr so that `--format json` keeps stdout machine-readable.
-Everything printed passes through `urls.mask`: no password ever reaches a log.
+What a command says is built as a Document and rendered by deploy/output.py; this module
+only owns the streams, colour on a TTY and the error paragraph. Progress goes to stderr so
+that `--format json` keeps stdout machine-readable. Everything printed passes through
+`urls.mask`: no password ever reaches a log.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -15,7 +16,15 @@ from typing import Any, TextIO
 from deploy import cli, urls
 from deploy.errors import DeployError
 
-JSON_VERSION = 1
+# Rendering lives in deploy.output; these names stay importable from here for older callers.
+from deploy.output import (  # noqa: F401
+    JSON_VERSION,
+    append_step_summary,
+    error_data,
+    fenced,
+    json_document,
+)
+
 FORMATS = ("text", "json")
 
 _COLOURS = {"red": "31", "green": "32", "yellow": "33", "bold": "1", "dim": "2"}
@@ -60,12 +69,7 @@ class Output:
         self._write(self.err, f"{label} {message}")
         if exc.details:
             self._write(self.err, urls.mask(exc.details.rstrip()))
-        self.json(
-            command,
-            {"status": "error", "exit_code": exc.exit_code, "error": message,
-             "details": urls.mask(exc.details)},
-        )
-
+        self.json(command, error_data(exc))
 
     def _write(self, stream: TextIO, line: str) -> None:
         """Print a line; a reader that went away (`| head -1`) silences the stream instead
@@ -74,31 +78,6 @@ class Output:
             print(line, file=stream, flush=True)
         except BrokenPipeError:
             cli.silence(stream)
-
-
-def json_document(command: str, payload: dict[str, Any]) -> str:
-    """A task's JSON document: the versioned envelope around `payload`, passwords masked."""
-    document = {"version": JSON_VERSION, "command": command, **payload}
-    return urls.mask(json.dumps(document, indent=2, default=str))
-
-
-def fenced(text: str, language: str = "") -> str:
-    """A Markdown code block whose fence is longer than any run of backticks inside it."""
-    longest = run = 0
-    for ch in text:
-        run = run + 1 if ch == "`" else 0
-        longest = max(longest, run)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}{language}\n{text.rstrip()}\n{fence}"
-
-
-def append_step_summary(markdown: str) -> None:
-    """Append Markdown to $GITHUB_STEP_SUMMARY when it is set (GitHub shows it on the run)."""
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not path:
-        return
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(urls.mask(markdown).rstrip("\n") + "\n\n")
 
 
 def _is_tty(stream: TextIO) -> bool:

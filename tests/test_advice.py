@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psycopg2
 import pytest
-from conftest import REPO, Databases, run_invoke
+from apply_helpers import apply_backends, holding_lock, start_invoke, wait_for
+from conftest import Databases, run_invoke
 from test_apply import FIRST, add_plan, head, history, live_fingerprint
 
 from deploy import urls
@@ -71,31 +70,13 @@ def test_a_killed_connection_is_not_blamed_on_the_plan(pg: Databases, project: P
     apply_plans(load_config(project), target=url)
     add_plan(project, pg, "ALTER TABLE public.decks ADD COLUMN note text", "deck note")
     before = live_fingerprint(project, url)
-    blocker = psycopg2.connect(**urls.psycopg2_dsn(url), application_name="report-job")
-    try:
-        with blocker.cursor() as cur:
-            cur.execute("BEGIN")
-            cur.execute("LOCK TABLE public.decks IN ACCESS SHARE MODE")
-        apply = subprocess.Popen(
-            [sys.executable, "-m", "invoke", "--search-root", str(REPO), "apply",
-             "--lock-timeout", "60s", "--target", url],
-            cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
+    with holding_lock(url):
+        apply = start_invoke(project, "apply", "--lock-timeout", "60s", "--target", url)
         # Wait until the plan's ALTER TABLE queues behind the lock, then kill its session.
-        deadline = time.monotonic() + 30
-        while True:
-            rows = pg.query(url, "SELECT pid FROM pg_stat_activity WHERE application_name = "
-                                 "'schema-deploy' AND wait_event_type = 'Lock'")
-            if rows:
-                break
-            assert apply.poll() is None, apply.communicate()
-            assert time.monotonic() < deadline, "apply never waited for the lock"
-            time.sleep(0.05)
+        rows = wait_for(pg, url, apply_backends(url) + " AND wait_event_type = 'Lock'",
+                        proc=apply)
         pg.query(url, "SELECT pg_terminate_backend(%s)", (rows[0][0],))
         out, err = apply.communicate(timeout=60)
-    finally:
-        blocker.rollback()
-        blocker.close()
     assert apply.returncode == 1, out + err
     assert "connection to the database was lost" in err
     assert "Fix the plan" not in err and "refused the statement" not in err

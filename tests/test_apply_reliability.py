@@ -10,17 +10,20 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import psycopg2
 import pytest
-from conftest import REPO, Databases, PasswordServer, run_invoke
+from apply_helpers import (
+    apply_backends,
+    holding_lock,
+    kill_apply_waiting_in,
+    start_invoke,
+    wait_for,
+)
+from conftest import Databases, PasswordServer, run_invoke
 from test_apply import FIRST, add_plan, head, history, live_fingerprint
 
-from deploy import urls
 from deploy.applier import apply_plans
 from deploy.config import load_config
 from deploy.plans import load_chain
@@ -31,39 +34,6 @@ SLOW = 4  # seconds of pg_sleep inside the slow plans
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def start_invoke(cwd: Path, *args: str) -> subprocess.Popen[str]:
-    """Start `invoke ARGS` like run_invoke, without waiting (one python process: kill it)."""
-    env = {**os.environ, "NO_COLOR": "1"}
-    env.pop("DATABASE_URL", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "invoke", "--search-root", str(REPO), *args],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def wait_for(
-    pg: Databases, url: str, sql: str, timeout: float = 30, proc: subprocess.Popen | None = None
-) -> list[tuple]:
-    """Poll `sql` until it returns rows (failing early, with its output, if `proc` exits)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = pg.query(url, sql)
-        if rows:
-            return rows
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            raise AssertionError(f"apply exited {proc.returncode} early:\n{out}\n{err}")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for: {sql}")
-
-
-def apply_backends(url: str) -> str:
-    """SQL listing apply's sessions on the database at `url`."""
-    dbname = urls.database_name(url)
-    return ("SELECT pid FROM pg_stat_activity WHERE application_name = 'schema-deploy' "
-            f"AND datname = '{dbname}'")
 
 
 def no_secret(*outputs: str, secrets: tuple[str, ...] = (PASSWORD, WRONG_PASSWORD)) -> None:
@@ -139,23 +109,7 @@ def test_kill_9_during_a_concurrent_index_build_resumes_and_rebuilds(
     plan = add_plan(project, pg, "CREATE INDEX CONCURRENTLY ix_decks_title ON public.decks (title)",
                     "title index")
     # An open snapshot holds the concurrent build in its wait phase, its index still INVALID.
-    reader = psycopg2.connect(**urls.psycopg2_dsn(url))
-    try:
-        reader.set_session(isolation_level="REPEATABLE READ")  # keeps its snapshot to the end
-        with reader.cursor() as cur:
-            cur.execute("SELECT count(*) FROM public.decks")
-        proc = start_invoke(project, "apply", "--lock-timeout", "60s", "--target", url)
-        try:
-            wait_for(pg, url, apply_backends(url) + " AND starts_with(query, 'CREATE INDEX "
-                     "CONCURRENTLY') AND wait_event_type = 'Lock'", proc=proc)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        finally:
-            proc.kill()
-            proc.communicate()
-        wait_for(pg, url, "SELECT 1 WHERE NOT EXISTS (" + apply_backends(url) + ")")
-    finally:
-        reader.close()
+    kill_apply_waiting_in(pg, project, url, "CREATE INDEX CONCURRENTLY", "public.decks")
     assert pg.query(url, "SELECT indisvalid FROM pg_index WHERE indexrelid = "
                          "'public.ix_decks_title'::regclass") == [(False,)]
     status = run_invoke(project, "status", "--target", url)
@@ -200,11 +154,7 @@ def test_a_lock_held_by_another_session_fails_cleanly_then_succeeds(
     add_plan(project, pg, "ALTER TABLE public.decks ADD COLUMN note text", "deck note")
     before = live_fingerprint(project, url)
 
-    blocker = psycopg2.connect(**urls.psycopg2_dsn(url), application_name="report-job")
-    try:
-        with blocker.cursor() as cur:
-            cur.execute("BEGIN")
-            cur.execute("LOCK TABLE public.decks IN ACCESS SHARE MODE")
+    with holding_lock(url) as blocker:
         started = time.monotonic()
         done = run_invoke(project, "apply", "--lock-timeout", "200ms", "--retries", "2",
                           "--target", url)
@@ -217,9 +167,6 @@ def test_a_lock_held_by_another_session_fails_cleanly_then_succeeds(
         assert live_fingerprint(project, url) == before
         assert pg.query(url, "SELECT count(*) FROM information_schema.columns "
                              "WHERE table_name = 'decks' AND column_name = 'note'") == [(0,)]
-    finally:
-        blocker.rollback()
-        blocker.close()
 
     again = run_invoke(project, "apply", "--lock-timeout", "200ms", "--target", url)
     assert again.returncode == 0, again.stderr

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from apply_helpers import apply_backends, kill_apply_waiting_in, start_invoke, wait_for
 from conftest import REPO, Databases, run_invoke
 from test_apply import FIRST, add_plan, head, history, live_fingerprint
-from test_apply_reliability import apply_backends, start_invoke, wait_for
 
 from deploy import urls
 from deploy.applier import apply_plans
@@ -315,23 +315,7 @@ def test_a_killed_reindex_concurrently_is_cleaned_up_and_resumed(
                     "REINDEX INDEX CONCURRENTLY public.ix_decks_owner_id_created_at",
                     "note and reindex")
     # An open snapshot makes REINDEX CONCURRENTLY wait after it created its _ccnew copy.
-    reader = psycopg2.connect(**urls.psycopg2_dsn(url))
-    try:
-        reader.set_session(isolation_level="REPEATABLE READ")
-        with reader.cursor() as cur:
-            cur.execute("SELECT count(*) FROM public.users")
-        proc = start_invoke(project, "apply", "--lock-timeout", "60s", "--target", url)
-        try:
-            wait_for(pg, url, apply_backends(url) + " AND starts_with(query, 'REINDEX') "
-                     "AND wait_event_type = 'Lock'", proc=proc)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        finally:
-            proc.kill()
-            proc.communicate()
-        wait_for(pg, url, "SELECT 1 WHERE NOT EXISTS (" + apply_backends(url) + ")")
-    finally:
-        reader.close()
+    kill_apply_waiting_in(pg, project, url, "REINDEX", "public.users")
     leftovers = "SELECT relname FROM pg_class WHERE relname LIKE '%%\\_ccnew%%'"
     assert pg.query(url, leftovers) == [("ix_decks_owner_id_created_at_ccnew",)]
 
