@@ -300,6 +300,8 @@ def status_document(result: StatusResult) -> Document:
             "message": result.message,
             "history": result.history,
             "kept": result.kept,
+            "contract_pending": result.contract_pending,
+            "detail": result.detail,
         },
         sections=[Section(rows)],
     )
