@@ -230,6 +230,16 @@ def prove(
         server.drop_database("proof_file")
 
 
+class GeneratedSQLFailed(DeployError):
+    """SQL the tool generated does not run (or does not parse): the differ's limit, not the
+    user's. `cause` says why, without the advice, so a caller that was generating something
+    other than a plan (a reverse) can give its own."""
+
+    def __init__(self, message: str, cause: str, details: str = "") -> None:
+        super().__init__(message, details=details)
+        self.cause = cause
+
+
 def apply_and_compare(
     url: URL, sql: str, desired_desc: Description, exclusions: Exclusions, name: str = ""
 ) -> list[Difference]:
@@ -240,11 +250,12 @@ def apply_and_compare(
         try:
             split_statements(sql)
         except StatementError as exc:
-            raise DeployError(
+            raise GeneratedSQLFailed(
                 f"The SQL this tool generated is not valid SQL ({exc}), so no plan was written. "
                 "This is a bug in the deploy tool or its differ (migra), not in your models: "
                 "please report it with the SQL below. Meanwhile, write the SQL by hand and pass "
                 "it with --sql-file to have it verified and saved as the plan.",
+                f"is not valid SQL ({exc})",
                 details=sql,
             ) from None
     conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
@@ -258,11 +269,12 @@ def apply_and_compare(
                 f"{exc.message} Fix the SQL in {name} and run the same command again.",
                 line=exc.line,
             ) from None
-        raise DeployError(
+        raise GeneratedSQLFailed(
             f"The SQL this tool generated fails on a copy of the replayed schema, so no plan was "
             f"written: {exc.message} This is a limitation of the differ, not a mistake in your "
             "models; write the SQL by hand and pass it with --sql-file to have it verified and "
             "saved as the plan.",
+            f"fails: {exc.message}",
             details=sql,
         ) from None
     finally:

@@ -86,7 +86,7 @@ def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclu
     no longer needs: the first pass runs there instead of on a new copy (a copy of a big
     schema costs seconds)."""
     from deploy.differ import diff
-    from deploy.proof import apply_and_compare, connected, describe_url
+    from deploy.proof import GeneratedSQLFailed, apply_and_compare, connected, describe_url
     from deploy.renames import run_renames, undo
 
     to_url = server.url(server.database_name(to_db))
@@ -114,7 +114,10 @@ def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclu
             copy, proof_url = proof_name, server.create_database(proof_name, template=to_db)
         try:
             sql = "\n\n".join(statements) + "\n"
-            residual = apply_and_compare(proof_url, sql, from_desc, exclusions)
+            try:
+                residual = apply_and_compare(proof_url, sql, from_desc, exclusions)
+            except GeneratedSQLFailed as exc:  # its advice is about plans: say it of a reverse
+                raise DeployError(f"The differ's SQL for the way back {exc.cause}") from None
             if not residual:
                 return sql
             with connected(proof_url) as proof_conn, connected(from_url) as from_conn:

@@ -297,3 +297,16 @@ def test_an_other_branch_goes_back_before_applying_its_own_plan(
     assert "archived_at" not in columns(pg, url, "decks")
     assert "nickname_at" in columns(pg, url, "users")
     invoke_ok(other, "status", "--target", url)
+
+
+def test_a_reverse_the_differ_cannot_write_is_reported_as_such(project: Path) -> None:
+    """Removing an enum value again needs the type re-created, which migra cannot do around
+    the app's partial index on that type: the plan is written, and the note must say the
+    reverse (not the plan) could not be made (it used to say "so no plan was written")."""
+    models = project / "schema" / "models.py"
+    models.write_text(models.read_text().replace(
+        '    MASTERED = "MASTERED"\n', '    MASTERED = "MASTERED"\n    SUSPENDED = "SUSPENDED"\n'))
+    out = " ".join(invoke_ok(project, "plan", "--name", "suspended status").split())
+    assert "Wrote schema/plans/" in out
+    assert "No reverse was written for" in out and "the way back fails:" in out
+    assert "no plan was written" not in out and "--sql-file" not in out
