@@ -19,6 +19,7 @@ from pglast import ast, enums
 
 from deploy.fingerprint import Description, split_key
 from deploy.hazards import BACKWARD_INCOMPATIBLE, DELETES_DATA, Hazard, classify
+from deploy.hazards.alter_table import not_null_check_column
 from deploy.plans import CONTRACT_MARKER
 from deploy.statements import DEFAULT_SCHEMA, ParsedStatement, parse, qualified_name
 
@@ -217,18 +218,9 @@ def _contract_retyped(
 def _is_not_null_check(cmd: ast.AlterTableCmd) -> str | None:
     """The column of an `ADD CONSTRAINT … CHECK (col IS NOT NULL) NOT VALID`, else None."""
     c = cmd.def_
-    if (cmd.subtype != AT.AT_AddConstraint or not isinstance(c, ast.Constraint)
-            or c.contype != CT.CONSTR_CHECK or not c.skip_validation or not c.conname):
+    if cmd.subtype != AT.AT_AddConstraint or not isinstance(c, ast.Constraint) or not c.conname:
         return None
-    expr = c.raw_expr
-    if (not isinstance(expr, ast.NullTest)
-            or expr.nulltesttype != enums.NullTestType.IS_NOT_NULL
-            or not isinstance(expr.arg, ast.ColumnRef)):
-        return None
-    fields = expr.arg.fields or ()
-    if len(fields) != 1 or not isinstance(fields[0], ast.String):
-        return None
-    return fields[0].sval
+    return not_null_check_column(c)
 
 
 def _recreated_enums(parsed: list[ParsedStatement]) -> set[Table]:

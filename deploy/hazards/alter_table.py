@@ -266,7 +266,7 @@ def identity_sequences(c: ast.Node | None, plan: PlanState) -> set[Key]:
 
 def _add_constraint(c: ast.Constraint, table: Key, plan: PlanState, out: Result) -> None:
     on = names.qname(table)
-    column = _not_null_check_column(c)
+    column = not_null_check_column(c)
     if column is not None and c.conname:
         plan.not_null_checks[(table, c.conname)] = column
     if c.conname:
@@ -285,7 +285,7 @@ def _add_constraint(c: ast.Constraint, table: Key, plan: PlanState, out: Result)
         out.add(f"add exclusion {label}", BLOCKS_WRITES)
 
 
-def _not_null_check_column(c: ast.Constraint) -> str | None:
+def not_null_check_column(c: ast.Constraint) -> str | None:
     """The column of a `CHECK (col IS NOT NULL) NOT VALID` constraint, else None."""
     expr = c.raw_expr
     if (c.contype != CT.CONSTR_CHECK or not c.skip_validation
