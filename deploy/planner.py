@@ -191,7 +191,7 @@ def make_plan(
         )
         # A renamed column shows as a column drop, which is always a hazard: no drop, no
         # rename to suggest (and no second parse of a big first plan).
-        if sql_file is None and any(h.text.startswith("drop column") for h in hazards):
+        if sql_file is None and any(" drop column " in h.text for h in hazards):
             result.notes += rename_notices(body, base_url, desired_url)
         if check:
             return result
