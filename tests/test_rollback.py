@@ -127,7 +127,8 @@ def test_dropped_column_comes_back_with_every_value(pg: Databases, project: Path
     plan = plan_change(project, "drop verification and names")
     invoke_ok(project, "apply", "--target", url, code=3)
     approve_all(plan)
-    out = invoke_ok(project, "apply", "--target", url)
+    # (--contract: the drop is the plan's contract part; this test is about what it keeps)
+    out = invoke_ok(project, "apply", "--target", url, "--contract")
     assert "keeping" in out
     assert not {"email_verified_at", "display_name"} & columns(pg, url, "users")
 
@@ -172,7 +173,9 @@ def test_an_older_deployment_rolls_back_what_it_cannot_run_with(
     plan = plan_change(project, "drop verification")
     approve_all(plan)
     approve_all(reverse_path(plan))
-    invoke_ok(project, "apply", "--target", url)  # records the approved reverse in history
+    # records the approved reverse in history; --contract: the drop is the contract part,
+    # run now as if the next deploy had come (the old code finds the column gone)
+    invoke_ok(project, "apply", "--target", url, "--contract")
     assert "email_verified_at" not in columns(pg, url, "users")
 
     # The older code reads email_verified_at: on_ahead = auto rolls the drop back.
@@ -205,7 +208,7 @@ def test_rollback_to_a_plan_and_keeping_turned_off(pg: Databases, project: Path)
     edit_models(project, EMAIL_VERIFIED, "")
     third = plan_change(project, "drop verification")
     approve_all(third)
-    out = invoke_ok(project, "apply", "--target", url)
+    out = invoke_ok(project, "apply", "--target", url, "--contract")  # the drop: its contract
     assert "keeping" not in out
     assert pg.query(url, "SELECT count(*) FROM schema_deploy.history "
                          "WHERE reverse_sql IS NOT NULL") == [(2,)]
@@ -230,7 +233,7 @@ def test_kept_data_is_shown_and_forgotten_and_drift_refuses(
     edit_models(project, EMAIL_VERIFIED, "")
     plan = plan_change(project, "drop verification")
     approve_all(plan)
-    invoke_ok(project, "apply", "--target", url)
+    invoke_ok(project, "apply", "--target", url, "--contract")  # the drop is its contract part
     out = invoke_ok(project, "status", "--target", url)
     assert "kept:     public.users.email_verified_at: 1 row(s)" in out
     out = invoke_ok(project, "rollback", "--target", url, "--forget")
