@@ -76,31 +76,38 @@ def parse(sql: str) -> list[ParsedStatement]:
     return list(cached)
 
 
+def forget_all() -> None:
+    """Empty the parse memo: for a caller that is done with every text parsed so far (later
+    parses of the same texts still give the same answers, only slower)."""
+    _PARSED.clear()
+    _NODES.clear()
+
+
 def _parse(sql: str) -> list[ParsedStatement]:
     try:
         raw_stmts = parser.parse_sql(sql)
-        tokens = parser.scan(sql)
     except parser.ParseError as exc:
-        message, index = exc.args[0], exc.args[1] if len(exc.args) > 1 else None
-        # An error "at end of input" has no index: blame the last line.
-        line = _line_of(sql, index if index is not None else len(sql))
-        raise StatementError(line, message) from None
+        raise _statement_error(sql, exc, 0) from None
 
     # pglast reports character (not UTF-8 byte) offsets for both the parse tree and the
     # scanner, so slicing the str directly is correct with non-ASCII text.
     newlines = [i for i, ch in enumerate(sql) if ch == "\n"]
-    code_tokens = [t for t in tokens if t.name not in _COMMENT_TOKENS and t.name != "ASCII_59"]
-    starts = [t.start for t in code_tokens]
     result = []
     for raw in raw_stmts:
         region_start = raw.stmt_location
         # stmt_len == 0 means "up to the end of the input" (last statement, no semicolon).
         region_end = region_start + raw.stmt_len if raw.stmt_len else len(sql)
-        first = bisect.bisect_left(starts, region_start)
-        last = bisect.bisect_left(starts, region_end) - 1
-        if last < first:  # cannot happen for a statement the parser accepted
+        # Each statement's region is scanned alone (it starts and ends at a top-level `;`, so
+        # it lexes as in the whole text): the tokens of a whole 3000-statement plan body
+        # cost ~35 MB at once, one statement's next to nothing.
+        try:
+            tokens = parser.scan(sql[region_start:region_end])
+        except parser.ParseError as exc:  # cannot happen for text the parser accepted
+            raise _statement_error(sql, exc, region_start) from None
+        code = [t for t in tokens if t.name not in _COMMENT_TOKENS and t.name != "ASCII_59"]
+        if not code:  # cannot happen for a statement the parser accepted
             continue
-        start, end = code_tokens[first].start, code_tokens[last].end + 1
+        start, end = region_start + code[0].start, region_start + code[-1].end + 1
         node = raw.stmt
         statement = Statement(
             sql=sql[start:end],
@@ -109,6 +116,13 @@ def _parse(sql: str) -> list[ParsedStatement]:
         )
         result.append(ParsedStatement(statement, node, start, end))
     return result
+
+
+def _statement_error(sql: str, exc: parser.ParseError, offset: int) -> StatementError:
+    message, index = exc.args[0], exc.args[1] if len(exc.args) > 1 else None
+    # An error "at end of input" has no index: blame the last line.
+    return StatementError(_line_of(sql, offset + index if index is not None else len(sql)),
+                          message)
 
 
 def is_concurrent_index_build(stmt: Statement | str) -> tuple[str, str] | None:

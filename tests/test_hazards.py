@@ -545,3 +545,14 @@ def test_if_not_exists_does_not_prove_the_table_is_new() -> None:
     assert texts(sql) == [
         'BLOCKS_WRITES create index "public"."ix" on "public"."t" without CONCURRENTLY'
     ]
+
+
+@needs_squawk
+def test_run_squawk_with_rules_keeps_only_their_findings_and_the_fields_read() -> None:
+    sql = "CREATE TABLE t (id int);\nCREATE INDEX ix ON t (id);\nALTER TABLE t DROP COLUMN id;\n"
+    every = hazards.run_squawk(sql)
+    wanted = {"require-concurrent-index-creation", "ban-drop-column"}
+    slim = hazards.run_squawk(sql, wanted)
+    assert slim == [{k: f.get(k) for k in ("rule_name", "line", "column")}
+                    for f in every if f["rule_name"] in wanted]
+    assert {f["rule_name"] for f in slim} == wanted
