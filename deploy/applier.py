@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import psycopg2
 
-from deploy import alembic, history, keep, position, reverse, session, snapshot, urls
+from deploy import alembic, hazards, history, keep, position, reverse, session, snapshot, urls
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.errors import ERROR, PENDING, UNAPPROVED_HAZARD, DeployError
@@ -37,7 +37,6 @@ from deploy.fingerprint import (
     fingerprint,
     format_differences,
 )
-from deploy.hazards import classify, review
 from deploy.plans import Plan, PlanGraph, load_chain, short
 from deploy.runner import READ_ONLY, Step, plan_steps, run_steps
 from deploy.statements import (
@@ -84,7 +83,7 @@ def check_approvals(plans: list[Plan]) -> None:
     missing = []
     for plan in plans:
         try:
-            verdict = review(plan.body, plan.approvals)  # the same decision `check` makes
+            verdict = hazards.review(plan.body, plan.approvals)  # the same decision `check` makes
         except StatementError as exc:
             raise DeployError(
                 f"{plan.filename}: {exc}. Fix the SQL (PostgreSQL could not parse it) and run "
@@ -587,7 +586,7 @@ def _recorded(plan: Plan, part: str | None) -> tuple[str | None, bool | None]:
     if part != "expand":
         return reverse.recorded(plan)
     try:
-        return None, not classify(plan.expand_body)
+        return None, not hazards.classify(plan.expand_body)
     except Exception:  # noqa: BLE001 - unparseable plans are refused before this matters
         return None, False
 

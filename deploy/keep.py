@@ -13,16 +13,22 @@ turns keeping off; `keep_max_mb` (default 100) skips data larger than that; `inv
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import psycopg2
-from pglast import ast, enums
-from pglast.stream import RawStream
 from psycopg2 import sql as pgsql
 
 from deploy.config import Config
+from deploy.lazy import lazy_module
 from deploy.plans import Plan
 from deploy.runner import Step
 from deploy.statements import Statement, parse
+
+if TYPE_CHECKING:
+    from pglast import ast, enums
+else:  # imported on first use: an apply at head parses nothing (deploy/lazy.py)
+    ast = lazy_module("pglast.ast", globals())
+    enums = lazy_module("pglast.enums", globals())
 
 Connection = psycopg2.extensions.connection
 Progress = Callable[[str], None]
@@ -223,7 +229,11 @@ def _relax(statement: Statement, columns: set[tuple[str, str]],
             definition.is_not_null = False
             relaxed.append((relation, definition.colname))
             changed = True
-    return Statement(RawStream()(node), statement.line, True) if changed else statement
+    if not changed:
+        return statement
+    from pglast.stream import RawStream  # only when a statement is rewritten (deploy/lazy.py)
+
+    return Statement(RawStream()(node), statement.line, True)
 
 
 def summary(conn: Connection, schema: str) -> list[str]:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from deploy.errors import DeployError
-from deploy.hazards import BACKWARD_INCOMPATIBLE, Approval, Hazard
+from deploy.hazards.model import BACKWARD_INCOMPATIBLE, Approval, Hazard
 
 _FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
 _HEADER_KEY = re.compile(

@@ -15,17 +15,24 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import psycopg2
-from pglast import ast, enums
 
 from deploy import history, snapshot
 from deploy.config import Config
 from deploy.errors import DRIFT, ERROR, DeployError
 from deploy.fingerprint import Description, Difference, compare, describe, fingerprint, split_key
+from deploy.lazy import lazy_module
 from deploy.plans import Plan, PlanGraph, short
 from deploy.runner import Step, plan_steps
 from deploy.statements import DEFAULT_SCHEMA, StatementError, parse, qualified_name
+
+if TYPE_CHECKING:
+    from pglast import ast, enums
+else:  # imported on first use: an apply at head parses nothing (deploy/lazy.py)
+    ast = lazy_module("pglast.ast", globals())
+    enums = lazy_module("pglast.enums", globals())
 
 Connection = psycopg2.extensions.connection
 

@@ -20,15 +20,19 @@ here, or refused when the plan is read (by `plan`, `check` and `apply` alike):
 
 from __future__ import annotations
 
-from pglast import ast, enums
+from typing import TYPE_CHECKING
+
 from psycopg2 import sql as pgsql
 
+from deploy.lazy import lazy_module
 from deploy.statements import Statement, option_enabled, parse
 
-_REINDEX_KINDS = {
-    enums.ReindexObjectType.REINDEX_OBJECT_INDEX: "INDEX",
-    enums.ReindexObjectType.REINDEX_OBJECT_TABLE: "TABLE",
-}
+if TYPE_CHECKING:
+    from pglast import ast, enums
+else:  # imported on first use: an apply at head parses nothing (deploy/lazy.py)
+    ast = lazy_module("pglast.ast", globals())
+    enums = lazy_module("pglast.enums", globals())
+
 
 
 def refusal(statement: Statement, node: ast.Node | None = None) -> str | None:
@@ -49,7 +53,8 @@ def refusal(statement: Statement, node: ast.Node | None = None) -> str | None:
         return None  # DROP INDEX CONCURRENTLY: the only concurrent DROP
     if isinstance(node, ast.ReindexStmt):
         concurrent = option_enabled(node.params, "concurrently")
-        if concurrent and node.kind in _REINDEX_KINDS:
+        if concurrent and node.kind in (enums.ReindexObjectType.REINDEX_OBJECT_INDEX,
+                                        enums.ReindexObjectType.REINDEX_OBJECT_TABLE):
             return None
         if not concurrent and node.kind == enums.ReindexObjectType.REINDEX_OBJECT_SCHEMA:
             return None

@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deploy import hazards  # its rules load on first use (deploy/hazards/__init__.py)
 from deploy.config import Config
 from deploy.errors import DeployError
 from deploy.fingerprint import Description, Exclusions, fingerprint
-from deploy.hazards import classify
 from deploy.plans import Plan, parse_plan, render_plan
 
 if TYPE_CHECKING:  # the differ (migra) and scratch servers stay off the apply path
@@ -51,7 +51,7 @@ def recorded(plan: Plan) -> tuple[str | None, bool | None]:
         found = None
     text = found.text if found is not None and mismatch(plan, found) is None else None
     try:
-        expand_only = not classify(plan.body)
+        expand_only = not hazards.classify(plan.body)
     except Exception:  # noqa: BLE001 - unparseable plans are refused before this matters
         expand_only = False
     return text, expand_only
@@ -70,7 +70,8 @@ def mismatch(plan: Plan, reverse: Plan) -> str | None:
 def render_reverse(plan_name: str, filename: str, from_fp: str, to_fp: str, postgres: int,
                    body: str) -> str:
     """The text of a reverse plan file: a plan header (with hazards), a pointer, the SQL."""
-    text = render_plan(f"reverse of {plan_name}", from_fp, to_fp, postgres, classify(body), body)
+    text = render_plan(f"reverse of {plan_name}", from_fp, to_fp, postgres,
+                       hazards.classify(body), body)
     first, _, rest = text.partition("\n")
     return (f"{first}\n-- Reverse of {filename}: `invoke rollback` runs it; approve its hazards "
             f"like a plan's.\n{rest}")

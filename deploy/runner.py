@@ -17,12 +17,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg2
-from pglast import ast, enums
 
 from deploy import resumable, session
 from deploy.errors import DeployError
+from deploy.lazy import lazy_module
 from deploy.statements import (
     DEFAULT_SCHEMA,
     Statement,
@@ -30,6 +31,12 @@ from deploy.statements import (
     parse,
     transaction_boundary,
 )
+
+if TYPE_CHECKING:
+    from pglast import ast, enums
+else:  # imported on first use: an apply at head parses nothing (deploy/lazy.py)
+    ast = lazy_module("pglast.ast", globals())
+    enums = lazy_module("pglast.enums", globals())
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,20 @@ steps made. So:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from pglast import ast, enums
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
+from deploy.lazy import lazy_module
 from deploy.statements import DEFAULT_SCHEMA, walk
+
+if TYPE_CHECKING:
+    from pglast import ast, enums
+else:  # imported on first use: an apply at head parses nothing (deploy/lazy.py)
+    ast = lazy_module("pglast.ast", globals())
+    enums = lazy_module("pglast.enums", globals())
 
 # Settings pinned for every step of every plan (with the session's own identity).
 PINNED = ("search_path", "lock_timeout", "statement_timeout", "role", "session_replication_role")
@@ -34,9 +42,12 @@ PLAN_SETTINGS = ("check_function_bodies", "client_min_messages")
 # statements do, and the hazard classifier assumes the pinned values.
 NEVER_LOCAL = ("search_path", "role", "session_authorization", "session_replication_role")
 
-# Statements that define code without running it: a set_config inside is not a call.
-_DEFINITIONS = (ast.CreateFunctionStmt, ast.ViewStmt, ast.CreateTrigStmt, ast.RuleStmt,
-                ast.CreatePolicyStmt, ast.AlterPolicyStmt)
+
+@functools.cache
+def _definitions() -> tuple[type, ...]:
+    """Statements that define code without running it: a set_config inside is not a call."""
+    return (ast.CreateFunctionStmt, ast.ViewStmt, ast.CreateTrigStmt, ast.RuleStmt,
+            ast.CreatePolicyStmt, ast.AlterPolicyStmt)
 
 _ADVICE = {
     "search_path": "schema-qualify the names instead (plans run with search_path = public)",
@@ -59,7 +70,7 @@ def refusal(node: ast.Node) -> str | None:
         return "DISCARD resets the session apply pinned; remove the line"
     if isinstance(node, ast.VariableSetStmt):
         return _set_refusal(node)
-    if isinstance(node, _DEFINITIONS):
+    if isinstance(node, _definitions()):
         return None
     for n in walk(node):
         if isinstance(n, ast.FuncCall) and _name(n.funcname) == "set_config":

@@ -7,10 +7,19 @@ and whether a statement may run inside a transaction block is read off its parse
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pglast import ast, enums, parser
+from deploy.lazy import lazy_module
+
+if TYPE_CHECKING:
+    from pglast import ast, enums, parser
+else:  # imported on first use: an apply at head parses nothing (deploy/lazy.py)
+    ast = lazy_module("pglast.ast", globals())
+    enums = lazy_module("pglast.enums", globals())
+    parser = lazy_module("pglast.parser", globals())
 
 # Tokens that carry no SQL: a statement's text starts and ends at the first and last
 # token that is not one of these.
@@ -135,16 +144,18 @@ def is_concurrent_index_build(stmt: Statement | str) -> tuple[str, str] | None:
     return (node.relation.schemaname or DEFAULT_SCHEMA, node.idxname)
 
 
-# Statements that end (or start) the transaction a plan runs in. Savepoints stay inside it.
-_TRANSACTION_BOUNDARIES = {
-    enums.TransactionStmtKind.TRANS_STMT_BEGIN: "BEGIN",
-    enums.TransactionStmtKind.TRANS_STMT_START: "START TRANSACTION",
-    enums.TransactionStmtKind.TRANS_STMT_COMMIT: "COMMIT",
-    enums.TransactionStmtKind.TRANS_STMT_ROLLBACK: "ROLLBACK",
-    enums.TransactionStmtKind.TRANS_STMT_PREPARE: "PREPARE TRANSACTION",
-    enums.TransactionStmtKind.TRANS_STMT_COMMIT_PREPARED: "COMMIT PREPARED",
-    enums.TransactionStmtKind.TRANS_STMT_ROLLBACK_PREPARED: "ROLLBACK PREPARED",
-}
+@functools.cache
+def _transaction_boundaries() -> dict[int, str]:
+    """Statements that end (or start) the transaction a plan runs in. Savepoints stay inside."""
+    return {
+        enums.TransactionStmtKind.TRANS_STMT_BEGIN: "BEGIN",
+        enums.TransactionStmtKind.TRANS_STMT_START: "START TRANSACTION",
+        enums.TransactionStmtKind.TRANS_STMT_COMMIT: "COMMIT",
+        enums.TransactionStmtKind.TRANS_STMT_ROLLBACK: "ROLLBACK",
+        enums.TransactionStmtKind.TRANS_STMT_PREPARE: "PREPARE TRANSACTION",
+        enums.TransactionStmtKind.TRANS_STMT_COMMIT_PREPARED: "COMMIT PREPARED",
+        enums.TransactionStmtKind.TRANS_STMT_ROLLBACK_PREPARED: "ROLLBACK PREPARED",
+    }
 
 
 def transaction_boundary(stmt: Statement | str) -> str | None:
@@ -152,7 +163,7 @@ def transaction_boundary(stmt: Statement | str) -> str | None:
     ROLLBACK, END, PREPARE TRANSACTION, …), else None; SAVEPOINT and RELEASE are not."""
     node = _single_node(stmt)
     if isinstance(node, ast.TransactionStmt):
-        return _TRANSACTION_BOUNDARIES.get(node.kind)
+        return _transaction_boundaries().get(node.kind)
     return None
 
 
@@ -225,33 +236,39 @@ def option_enabled(options: Sequence[ast.Node] | None, name: str) -> bool:
     return False
 
 
-# REINDEX of these kinds refuses a transaction block even without CONCURRENTLY.
-_REINDEX_OUTSIDE_TX = frozenset(
-    {
-        enums.ReindexObjectType.REINDEX_OBJECT_SCHEMA,
-        enums.ReindexObjectType.REINDEX_OBJECT_SYSTEM,
-        enums.ReindexObjectType.REINDEX_OBJECT_DATABASE,
-    }
-)
+@functools.cache
+def _reindex_outside_tx() -> frozenset[int]:
+    """REINDEX of these kinds refuses a transaction block even without CONCURRENTLY."""
+    return frozenset(
+        {
+            enums.ReindexObjectType.REINDEX_OBJECT_SCHEMA,
+            enums.ReindexObjectType.REINDEX_OBJECT_SYSTEM,
+            enums.ReindexObjectType.REINDEX_OBJECT_DATABASE,
+        }
+    )
 
-# Statements PostgreSQL always runs outside a transaction block (PreventInTransactionBlock).
-_ALWAYS_OUTSIDE_TX = (
-    ast.CreatedbStmt,
-    ast.DropdbStmt,
-    ast.AlterSystemStmt,
-    ast.CreateTableSpaceStmt,
-    ast.DropTableSpaceStmt,
-    ast.DropSubscriptionStmt,
-)
+
+@functools.cache
+def _always_outside_tx() -> tuple[type, ...]:
+    """Statements PostgreSQL always runs outside a transaction block (PreventInTransactionBlock)."""
+    return (
+        ast.CreatedbStmt,
+        ast.DropdbStmt,
+        ast.AlterSystemStmt,
+        ast.CreateTableSpaceStmt,
+        ast.DropTableSpaceStmt,
+        ast.DropSubscriptionStmt,
+    )
 
 
 def _is_transactional(node: ast.Node) -> bool:
-    if isinstance(node, _ALWAYS_OUTSIDE_TX):
+    if isinstance(node, _always_outside_tx()):
         return False
     if isinstance(node, ast.IndexStmt | ast.DropStmt):
         return not node.concurrent
     if isinstance(node, ast.ReindexStmt):
-        return not (node.kind in _REINDEX_OUTSIDE_TX or option_enabled(node.params, "concurrently"))
+        return not (node.kind in _reindex_outside_tx()
+                    or option_enabled(node.params, "concurrently"))
     if isinstance(node, ast.VacuumStmt):
         return not node.is_vacuumcmd  # ANALYZE alone is fine in a transaction
     if isinstance(node, ast.AlterDatabaseStmt):

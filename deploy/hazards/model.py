@@ -4,8 +4,10 @@ classifier remembers while it reads a plan from top to bottom."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from pglast import ast
+if TYPE_CHECKING:  # annotations only: reading a plan's hazards and approvals parses nothing
+    from pglast import ast
 
 DELETES_DATA = "DELETES_DATA"
 TABLE_REWRITE = "TABLE_REWRITE"
