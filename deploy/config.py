@@ -6,6 +6,7 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from deploy.errors import DeployError
 from deploy.fingerprint import Exclusions
@@ -111,29 +112,17 @@ def load_config(root: Path | str | None = None) -> Config:
             f"[tool.deploy] roles in {path} must be a list of role names, for example "
             'roles = ["app_user", "readonly"] (they are created in every scratch server).'
         )
-    privileges = table.get("privileges", False)
-    if not isinstance(privileges, bool):
-        raise DeployError(
-            f"[tool.deploy] privileges = {privileges!r} in {path} must be true or false."
-        )
+    privileges = _flag(table, "privileges", False, path, "")
     metadata = table.get("metadata", "schema:metadata")
     if not isinstance(metadata, str) or ":" not in metadata:
         raise DeployError(
             f"[tool.deploy] metadata = {metadata!r} in {path} must be 'module:attribute', "
             'for example metadata = "schema:metadata".'
         )
-    online = table.get("online", True)
-    if not isinstance(online, bool):
-        raise DeployError(
-            f"[tool.deploy] online = {online!r} in {path} must be true or false (false: plans "
-            "use the plain, blocking forms for existing tables)."
-        )
-    contract = table.get("contract", True)
-    if not isinstance(contract, bool):
-        raise DeployError(
-            f"[tool.deploy] contract = {contract!r} in {path} must be true or false (false: "
-            "plans are never split into an expand and a contract part)."
-        )
+    online = _flag(table, "online", True, path,
+                   " (false: plans use the plain, blocking forms for existing tables)")
+    contract = _flag(table, "contract", True, path,
+                     " (false: plans are never split into an expand and a contract part)")
     for key in ("sql", "plans", "snapshot", "extensions", "docker_image"):
         if key in table and not isinstance(table[key], str):
             raise DeployError(f"[tool.deploy] {key} in {path} must be a string.")
@@ -181,3 +170,13 @@ def load_config(root: Path | str | None = None) -> Config:
         roles=tuple(roles),
         privileges=privileges,
     )
+
+
+def _flag(table: dict[str, Any], key: str, default: bool, path: Path, meaning: str) -> bool:
+    """The boolean setting `key`, or a DeployError naming it (`meaning` follows the advice)."""
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise DeployError(
+            f"[tool.deploy] {key} = {value!r} in {path} must be true or false{meaning}."
+        )
+    return value
