@@ -10,7 +10,7 @@ from pathlib import Path
 from deploy.health import healthy
 from deploy.plans import load_chain, parse_plan
 from deploy.reverse import reverse_path
-from tests.conftest import Databases, run_invoke
+from tests.conftest import Databases, PasswordServer, run_invoke
 from tests.test_plan import add_archived_at, edit_models
 
 EMAIL_VERIFIED = ("    email_verified_at: Mapped[dt.datetime | None] = "
@@ -313,3 +313,24 @@ def test_a_reverse_the_differ_cannot_write_is_reported_as_such(project: Path) ->
     assert "Wrote schema/plans/" in out
     assert "No reverse was written for" in out and "the way back fails:" in out
     assert "no plan was written" not in out and "--sql-file" not in out
+
+
+def test_a_two_part_plan_and_its_rollback_never_print_the_password(
+        password_pg: PasswordServer, project: Path) -> None:
+    """Every success path this session added (contract pending, --contract, status with
+    parts and deploy ids, rollback) run against a password URL: the password never shows."""
+    url = password_pg.create_database("rb_password")
+    outputs = [invoke_ok(project, "apply", "--target", url)]
+    edit_models(project, EMAIL_VERIFIED, "")
+    plan = plan_change(project, "drop verification")
+    approve_all(plan)
+    approve_all(reverse_path(plan))
+    outputs.append(invoke_ok(project, "apply", "--target", url))
+    assert "Contract pending" in outputs[-1]
+    outputs.append(invoke_ok(project, "status", "--target", url))
+    outputs.append(invoke_ok(project, "apply", "--target", url, "--contract"))
+    outputs.append(invoke_ok(project, "status", "--target", url, "--format", "json"))
+    outputs.append(invoke_ok(project, "rollback", "--target", url))
+    assert "rolled back" in outputs[-1]
+    for out in outputs:
+        assert password_pg.password not in out
