@@ -184,7 +184,14 @@ class LocalServer(ScratchServer):
             )
         self._bindir = bindir
         self._user = _unprivileged_user()
-        self._dir = Path(tempfile.mkdtemp(prefix=f"deploy-pg{major}-"))
+        parent = scratch_parent()
+        try:
+            self._dir = Path(tempfile.mkdtemp(prefix=f"deploy-pg{major}-", dir=parent))
+        except OSError as exc:
+            raise DeployError(
+                f"The local scratch server cannot be created in {parent or tempfile.gettempdir()}"
+                f": {exc.strerror}. {_WHERE_ADVICE}"
+            ) from None
         self._data = self._dir / "data"
         started = time.monotonic()
         try:
@@ -241,10 +248,13 @@ class LocalServer(ScratchServer):
             "-o", options, "-w", "-t", "60", "start",
         )
         if result.returncode != 0:
-            log = (self._dir / "server.log").read_text(errors="replace")[-800:]
+            log = ""
+            with contextlib.suppress(OSError):  # not there when the server could not write it
+                log = (self._dir / "server.log").read_text(errors="replace")[-800:]
+            advice = f" {_WHERE_ADVICE}" if os.environ.get("DEPLOY_SCRATCH_DIR") else ""
             raise DeployError(
                 "The local scratch PostgreSQL server did not start: "
-                f"{result.stderr.strip() or result.stdout.strip()} {log.strip()}"
+                f"{result.stderr.strip() or result.stdout.strip()} {log.strip()}{advice}"
             )
 
     def close(self) -> None:
@@ -253,6 +263,43 @@ class LocalServer(ScratchServer):
             self._run("pg_ctl", "-D", str(self._data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)
+
+
+_WHERE_ADVICE = (
+    "Point DEPLOY_SCRATCH_DIR at an existing directory that the server's user (as root: "
+    "`postgres`) can enter and write, or unset it to use /dev/shm or the temp directory.")
+# A local scratch cluster of 1000 tables takes ~300 MB; leave a tmpfs this much room or more.
+_TMPFS_MIN_FREE = 2 << 30
+
+
+def scratch_parent() -> str | None:
+    """Where local scratch clusters live: $DEPLOY_SCRATCH_DIR, else /dev/shm when it is a tmpfs
+    with room (>= 2 GiB free), else the temp dir (None).
+
+    Why: building a schema creates a few files per table, and on a disk file system that
+    has seen many deletions (ext4 searches its inode bitmaps for recently deleted inodes on
+    every create) that cost most of a big build: 1000 tables built in 3-4 s on ext4 and in
+    0.7 s on tmpfs, measured on the same machine. The data is thrown away anyway."""
+    explicit = os.environ.get("DEPLOY_SCRATCH_DIR")
+    if explicit:
+        return explicit
+    shm = "/dev/shm"
+    try:
+        stats = os.statvfs(shm)
+        if not os.access(shm, os.W_OK | os.X_OK) or not _is_tmpfs(shm):
+            return None
+    except OSError:
+        return None
+    return shm if stats.f_bavail * stats.f_frsize >= _TMPFS_MIN_FREE else None
+
+
+def _is_tmpfs(path: str) -> bool:
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as mounts:
+            return any(len(f) > 2 and f[1] == path and f[2] == "tmpfs"
+                       for f in (line.split() for line in mounts))
+    except OSError:
+        return False
 
 
 def _unprivileged_user() -> pwd.struct_passwd | None:

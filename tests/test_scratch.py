@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import psycopg2
@@ -110,3 +112,49 @@ def _query(url: str, sql: str) -> list[tuple]:
             return cur.fetchall()
     finally:
         conn.close()
+
+
+def test_local_server_lives_where_deploy_scratch_dir_says(monkeypatch):
+    """DEPLOY_SCRATCH_DIR picks the parent of the local cluster (the default is /dev/shm when
+    it is a tmpfs with room: file creation on a busy ext4 cost most of a big build)."""
+    # Not under pytest's tmp_path: as root the cluster runs as `postgres`, which cannot
+    # enter /tmp/pytest-of-root.
+    parent = Path(tempfile.mkdtemp(prefix="scratch-here-", dir="/tmp"))
+    try:
+        os.chmod(parent, 0o777)
+        monkeypatch.setenv("DEPLOY_SCRATCH_DIR", str(parent))
+        with open_scratch("local", 15) as server:
+            url = server.create_database("a")
+            socket_dir = Path(str(url.query["host"]))
+            assert socket_dir.parent == parent
+            assert (socket_dir / "data" / "PG_VERSION").is_file()
+        assert list(parent.iterdir()) == []
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_default_scratch_parent_is_a_roomy_tmpfs_or_the_temp_dir(monkeypatch):
+    from deploy import scratch
+
+    monkeypatch.delenv("DEPLOY_SCRATCH_DIR", raising=False)
+    chosen = scratch.scratch_parent()
+    if chosen is not None:
+        assert chosen == "/dev/shm" and scratch._is_tmpfs(chosen)
+        stats = os.statvfs(chosen)
+        assert stats.f_bavail * stats.f_frsize >= scratch._TMPFS_MIN_FREE
+    monkeypatch.setattr(scratch, "_TMPFS_MIN_FREE", 1 << 62)  # no tmpfs has that much room
+    assert scratch.scratch_parent() is None
+    assert not scratch._is_tmpfs("/")
+
+
+@pytest.mark.parametrize("where", ["missing", "unreachable"])
+def test_a_scratch_dir_the_server_cannot_use_is_a_clear_error(tmp_path, monkeypatch, where):
+    # tmp_path: root-only (/tmp/pytest-of-root is 0700), so the postgres user cannot enter it.
+    parent = tmp_path / "nope" if where == "missing" else tmp_path
+    if where == "unreachable" and os.geteuid() != 0:
+        pytest.skip("only root runs the cluster as another user")
+    monkeypatch.setenv("DEPLOY_SCRATCH_DIR", str(parent))
+    with pytest.raises(DeployError) as caught, open_scratch("local", 15):
+        pass
+    assert "DEPLOY_SCRATCH_DIR" in caught.value.message
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("deploy-pg")]
