@@ -29,9 +29,10 @@ from deploy.fingerprint import (
     format_differences,
 )
 from deploy.hazards import Hazard, classify, review
+from deploy.planner import cache_knows_head
 from deploy.plans import Plan, PlanGraph, build_graph, parse_plan, short
 from deploy.proof import connected, describe_url, prove, replay
-from deploy.scratch import ScratchServer, open_scratch
+from deploy.scratch import EarlyScratch, ScratchServer
 from deploy.statements import StatementError
 
 Progress = Callable[[str], None]
@@ -153,6 +154,26 @@ def run_check(
     models and plan files unchanged since a verified run (deploy.cache), no server is needed.
     """
     started = time.monotonic()
+    start = EarlyScratch(scratch or config.scratch, config.postgres, image=config.docker_image,
+                         roles=config.roles, progress=progress)
+    try:
+        return _run_check(config, start, started, target=target, progress=progress,
+                          use_cache=use_cache)
+    finally:
+        start.close()  # a server started early and never used stops here
+
+
+def _run_check(
+    config: Config,
+    start: EarlyScratch,
+    started: float,
+    *,
+    target: str | None,
+    progress: Progress,
+    use_cache: bool,
+) -> CheckResult:
+    """run_check's work; `start` is the scratch server, begun here once it is sure to be
+    needed (a cold cache), so it starts while the hazards are classified."""
     result = CheckResult()
     exclusions = config.exclusions
 
@@ -172,6 +193,8 @@ def run_check(
     for problem in railway.check_project(config.root):  # one pre-deploy command, or none
         result.add(Finding(errors.ERROR, "railway", "Railway pre-deploy command", problem,
                            file=railway.CONFIG_FILE))
+    if not use_cache or not cache_knows_head(config, graph.chain):
+        start.begin()  # the server (subprocesses) starts while Python classifies
     progress("classifying the hazards of every plan")
     unparseable = _hazard_findings(config, plans, checks, result, use_cache)
 
@@ -191,10 +214,7 @@ def run_check(
     if known is not None:
         head_state = _from_cache(config, graph, checks, known, result)
     else:
-        with open_scratch(
-            scratch or config.scratch, config.postgres, image=config.docker_image,
-            roles=config.roles, progress=progress,
-        ) as server, ThreadPoolExecutor(1) as pool:
+        with start as server, ThreadPoolExecutor(1) as pool:
             # New plans, same models: a cached state of the models that is the head is all
             # the models check needs (it is what a build would find).
             cached_models = (memo.models_at(graph.head)

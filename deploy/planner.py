@@ -42,7 +42,7 @@ from deploy.proof import (
     prove_parts,
     replay,
 )
-from deploy.scratch import ScratchServer, open_scratch
+from deploy.scratch import EarlyScratch, ScratchServer, open_scratch
 from deploy.statements import forget_all as forget_parse_trees
 from deploy.statements import parse as parse_statements
 
@@ -96,20 +96,61 @@ def make_plan(
     online = config.online if online is None else online
     contract = config.contract if contract is None else contract
     graph = load_chain(config.plans_dir)
-    desired = desired_state.load_desired(config)
-    if target is not None:
-        return _preview_target(
-            config, graph, desired, target, scratch, exclusions, progress, online=online
-        )
-    memo = cache.open_memo(config, desired, graph.chain, progress, use_cache=use_cache)
-    known = memo.unchanged() if memo is not None and sql_file is None else None
-    if known is not None:
-        return _up_to_date(config, known.fingerprint, known.description, known.ddl, check)
+    start = EarlyScratch(scratch or config.scratch, config.postgres, image=config.docker_image,
+                         roles=config.roles, progress=progress)
+    try:
+        if target is None and not _cache_may_answer(config, graph, use_cache, sql_file):
+            # The server starts (subprocesses) while the models are imported and compiled.
+            start.begin()
+        desired = desired_state.load_desired(config)
+        if target is not None:
+            return _preview_target(
+                config, graph, desired, target, scratch, exclusions, progress, online=online
+            )
+        memo = cache.open_memo(config, desired, graph.chain, progress, use_cache=use_cache)
+        known = memo.unchanged() if memo is not None and sql_file is None else None
+        if known is not None:
+            return _up_to_date(config, known.fingerprint, known.description, known.ddl, check)
+        return _plan_on_server(config, graph, desired, memo, start, name=name, check=check,
+                               sql_file=sql_file, online=online, contract=contract,
+                               progress=progress)
+    finally:
+        start.close()  # a server started early and never used (an error above) stops here
 
-    with open_scratch(
-        scratch or config.scratch, config.postgres, image=config.docker_image,
-        roles=config.roles, progress=progress,
-    ) as server:
+
+def _cache_may_answer(config: Config, graph: PlanGraph, use_cache: bool,
+                      sql_file: Path | None) -> bool:
+    """Whether the cache may answer without a server: not when it is off, nor when it has
+    never seen this chain land (a cold cache: then the server is sure to be needed)."""
+    return use_cache and sql_file is None and cache_knows_head(config, graph.chain)
+
+
+def cache_knows_head(config: Config, chain: list[Plan]) -> bool:
+    """Whether the cache holds the state of this chain's head (without reading it): when
+    not, no command can answer from the cache and a scratch server will be needed."""
+    try:
+        return cache._entry_path("head", cache.head_key(config, chain)).is_file()
+    except OSError:
+        return True  # let the cache decide, as before
+
+
+def _plan_on_server(
+    config: Config,
+    graph: PlanGraph,
+    desired: desired_state.DesiredSchema,
+    memo: cache.Memo | None,
+    start: EarlyScratch,
+    *,
+    name: str | None,
+    check: bool,
+    sql_file: Path | None,
+    online: bool,
+    contract: bool,
+    progress: Progress,
+) -> PlanResult:
+    """make_plan's work on the scratch server: replay, build, diff, prove, write."""
+    exclusions = config.exclusions
+    with start as server:
         base = replay(server, "base", graph.chain, exclusions, progress)
         if base.failure:
             raise DeployError(
@@ -205,10 +246,13 @@ def make_plan(
         header_body = render_plan(plan_name, base_fp, desired_fp, config.postgres, hazards, body,
                                   expanded=expanded)
         # The way back is written with the plan, proven the same way (deploy/reverse.py).
+        # converge() landed its proof database on the models: the reverse is proven there
+        # instead of on a new copy of "desired" (seconds for a big schema); the base is as
+        # replay() described it.
         reverses, reverse_note = reverse.files_for(
             server, path, plan_name, base_fp, desired_fp, config.postgres, exclusions, progress,
             to_db="desired", from_url=base_url, renamed=renamed,
-            landed=_landed_proof(server, desired_fp, exclusions) if sql_file is None else None)
+            landed="proof" if sql_file is None else None, from_desc=base.description)
         result.notes += [reverse_note] if reverse_note else []
         write_files({path: header_body, **reverses, **stale})
         result.plan_path = path
@@ -320,16 +364,6 @@ def _record_proof(config: Config, old_chain: list[Plan], path: Path, body: str,
     cache.store("head", cache.head_key(config, chain),
                 cache.Known(new.to_fingerprint, dict(desired_desc)))
     cache.store_payload("reverses", reverse.cache_key(config, chain), "proven")
-
-
-def _landed_proof(server: ScratchServer, desired_fp: str, exclusions: Exclusions) -> str | None:
-    """converge()'s proof database, when it is at the models' fingerprint: the reverse is
-    proven there instead of on a new copy of "desired" (seconds for a big schema)."""
-    try:
-        url = server.url(server.database_name("proof"))
-        return "proof" if fingerprint(describe_url(url, exclusions)) == desired_fp else None
-    except psycopg2.Error:  # no such database: nothing to reuse
-        return None
 
 
 def _body_line_shift(body: str, file_text: str) -> int:

@@ -190,7 +190,10 @@ def converge(
     *,
     online: bool = True,
 ) -> str:
-    """Prove the diff on a copy of the base; add follow-up passes; refuse if it never lands."""
+    """Prove the diff on a copy of the base; add follow-up passes; refuse if it never lands.
+
+    The SQL it returns landed: the scratch database "proof" is then at the models'
+    fingerprint (the planner proves the reverse there without describing it again)."""
     if first.unexpressed:
         raise _not_converging(first.unexpressed, first.sql)
     statements = list(first.statements)

@@ -79,34 +79,57 @@ def render_reverse(plan_name: str, filename: str, from_fp: str, to_fp: str, post
 
 def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclusions,
              progress: Progress, proof_name: str = "reverse_proof", *,
-             renamed: Sequence[Rename] = (), landed: str | None = None) -> str:
+             renamed: Sequence[Rename] = (), landed: str | None = None,
+             from_desc: Description | None = None) -> str:
     """SQL that takes the scratch database `to_db` back to the one at `from_url`, proven on
     a copy of `to_db`; DeployError when the differ cannot get there. `renamed`: the forward
     plan's renames (deploy/renames.py), undone first so the way back keeps the data too.
     `landed` names a scratch database the caller verified to be at `to_db`'s fingerprint and
     no longer needs: the first pass runs there instead of on a new copy (a copy of a big
-    schema costs seconds)."""
+    schema costs seconds). `from_desc`: `from_url`'s description, when the caller has it."""
+    statements = diff_back(server, to_db, from_url, exclusions, renamed=renamed)
+    return prove_back(server, statements, to_db, from_url, from_desc, exclusions, progress,
+                      proof_name, landed=landed)
+
+
+def diff_back(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclusions, *,
+              renamed: Sequence[Rename] = ()) -> list[str]:
+    """The differ's statements from `to_db` back to `from_url` (generate's first step);
+    DeployError when it cannot express the way back or finds nothing."""
     from deploy.differ import diff
-    from deploy.proof import GeneratedSQLFailed, apply_and_compare, connected, describe_url
+    from deploy.proof import connected
     from deploy.renames import run_renames, undo
 
     to_url = server.url(server.database_name(to_db))
-    from_desc = describe_url(from_url, exclusions)
     back = undo(renamed)
     source_url = to_url
     if back:
-        source_url = server.create_database(f"{proof_name}_renamed", template=to_db)
+        source_url = server.create_database("reverse_proof_renamed", template=to_db)
         run_renames(source_url, back)
     with connected(source_url) as to_conn, connected(from_url) as from_conn:
         first = diff(to_conn, from_conn, exclusions, renamed=tuple(r.sql for r in back))
     if back:
-        server.drop_database(f"{proof_name}_renamed")
+        server.drop_database("reverse_proof_renamed")
     if first.unexpressed:
         raise DeployError("The differ cannot express the way back: "
                           + "; ".join(str(d) for d in first.unexpressed[:5]))
-    statements = list(first.statements)
-    if not statements:
+    if not first.statements:
         raise DeployError("The differ found nothing to reverse.")
+    return list(first.statements)
+
+
+def prove_back(server: ScratchServer, statements: list[str], to_db: str, from_url: URL,
+               from_desc: Description | None, exclusions: Exclusions, progress: Progress,
+               proof_name: str = "reverse_proof", *, landed: str | None = None) -> str:
+    """Prove diff_back's `statements` on a copy of `to_db` (pass 1 on `landed`, see
+    generate) until they land on `from_url`'s schema (`from_desc`, described here when
+    None); the SQL, or DeployError."""
+    from deploy.differ import diff
+    from deploy.proof import GeneratedSQLFailed, apply_and_compare, connected, describe_url
+
+    statements = list(statements)
+    if from_desc is None:
+        from_desc = describe_url(from_url, exclusions)
     for round_number in range(1, _MAX_ROUNDS + 1):
         progress(f"proving the reverse on a copy of the new schema (pass {round_number})")
         if landed is not None and round_number == 1:
@@ -160,13 +183,14 @@ def prove(server: ScratchServer, reverse: Plan, to_db: str, from_desc: Descripti
 def files_for(server: ScratchServer, plan_path: Path, plan_name: str, from_fp: str, to_fp: str,
               postgres: int, exclusions: Exclusions, progress: Progress, *, to_db: str,
               from_url: URL, renamed: Sequence[Rename] = (),
-              landed: str | None = None) -> tuple[dict[Path, str], str | None]:
+              landed: str | None = None,
+              from_desc: Description | None = None) -> tuple[dict[Path, str], str | None]:
     """The reverse file to write next to a new plan ({} and a note when none could be made);
-    `renamed` and `landed` as in generate()."""
+    `renamed`, `landed` and `from_desc` as in generate()."""
     progress(f"generating the reverse of {plan_path.name}")
     try:
         body = generate(server, to_db, from_url, exclusions, progress, renamed=renamed,
-                        landed=landed)
+                        landed=landed, from_desc=from_desc)
     except DeployError as exc:
         return {}, (f"No reverse was written for {plan_path.name}: {exc.message} Write the SQL "
                     f"that takes 'to' back to 'from' into {reverse_path(plan_path)} (same header "

@@ -15,6 +15,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -495,3 +496,64 @@ def open_scratch(
         yield server
     finally:
         server.close()
+
+
+class EarlyScratch:
+    """open_scratch(), begun in a background thread (begin()) while the caller does other
+    work, and entered by `with` once the server is needed (without begin(): started then).
+
+    Its progress messages are held back until then, so the output reads as before; a start
+    that failed raises its DeployError there (after any error of the work done meanwhile,
+    which comes first as before); close() always stops a server nobody entered."""
+
+    def __init__(self, kind: str, major: int, *, image: str = "postgres:{major}",
+                 roles: Iterable[str] = (),
+                 progress: Callable[[str], None] = lambda _msg: None) -> None:
+        self._kind, self._major, self._image, self._roles = kind, major, image, tuple(roles)
+        self._progress = progress
+        self._messages: list[str] = []
+        self._thread: threading.Thread | None = None
+        self._manager: contextlib.AbstractContextManager[ScratchServer] | None = None
+        self._server: ScratchServer | None = None
+        self._error: BaseException | None = None
+
+    def _open(self, progress: Callable[[str], None]
+              ) -> contextlib.AbstractContextManager[ScratchServer]:
+        return open_scratch(self._kind, self._major, image=self._image, roles=self._roles,
+                            progress=progress)
+
+    def begin(self) -> None:
+        """Start the server in a background thread."""
+        def run() -> None:
+            try:
+                manager = self._open(self._messages.append)
+                self._server = manager.__enter__()
+                self._manager = manager
+            except BaseException as exc:  # noqa: BLE001 - raised again in __enter__
+                self._error = exc
+        self._thread = threading.Thread(target=run, name="scratch-start", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> ScratchServer:
+        if self._thread is None:  # not started early: start it now, as before
+            self._manager = self._open(self._progress)
+            self._server = self._manager.__enter__()
+            return self._server
+        self._thread.join()
+        for message in self._messages:
+            self._progress(message)
+        if self._error is not None:
+            raise self._error
+        assert self._server is not None
+        return self._server
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Wait for a start under way, then stop the server (once)."""
+        if self._thread is not None:
+            self._thread.join()
+        manager, self._manager = self._manager, None
+        if manager is not None:
+            manager.__exit__(None, None, None)
