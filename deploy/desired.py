@@ -36,7 +36,7 @@ class DesiredSchema:
     # compile_models' answers by PostgreSQL major: the cache key and the build share one
     # compilation (a DesiredSchema is a snapshot: its metadata is not changed after loading).
     compiled: dict[int, CompiledModels] = field(
-        default_factory=dict, compare=False, hash=False, repr=False)
+        default_factory=dict, init=False, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
