@@ -7,7 +7,7 @@ import importlib
 import sys
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -227,7 +227,9 @@ def build(desired: DesiredSchema, url: object) -> None:
                     _run_sql_files(cur, desired)
                     conn.commit()
                     return
-            conn.rollback()  # the empty database again: create_all starts over
+            # The empty database again: create_all starts over (and reports a lost server).
+            with suppress(psycopg2.Error):
+                conn.rollback()
     finally:
         conn.close()
     _build_with_create_all(desired, url)
