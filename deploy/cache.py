@@ -36,7 +36,7 @@ from pathlib import Path
 
 from deploy import renames
 from deploy.config import Config
-from deploy.desired import DesiredSchema, gc_paused
+from deploy.desired import DesiredSchema, compile_models
 from deploy.fingerprint import Description, fingerprint
 from deploy.hazards import Hazard
 from deploy.plans import Plan
@@ -205,35 +205,8 @@ def _installed_version(package_name: str) -> str:
 
 def compiled_models(desired: DesiredSchema, major: int) -> list[str]:
     """The DDL `create_all` would send for the models, compiled for PostgreSQL `major` without
-    a server (a mock engine records every statement, event listeners' DDL included)."""
-    from sqlalchemy import create_mock_engine
-    from sqlalchemy.schema import CreateIndex
-
-    statements: list[str] = []
-    index_run: list[str] = []  # consecutive CREATE INDEX statements
-
-    def record(sql: object, *_args: object, **_kwargs: object) -> None:
-        compile_ = getattr(sql, "compile", None)
-        text = str(compile_(dialect=engine.dialect)) if compile_ else str(sql)
-        if isinstance(sql, CreateIndex):
-            index_run.append(text)
-            return
-        flush()
-        statements.append(text)
-
-    def flush() -> None:
-        # A table's indexes live in a set: create_all emits them in hash order, which
-        # changes from process to process. Their order changes nothing in the schema.
-        statements.extend(sorted(index_run))
-        index_run.clear()
-
-    engine = create_mock_engine("postgresql+psycopg2://", record)  # type: ignore[arg-type]
-    # Version-dependent DDL (e.g. identity columns) compiles for the server that builds it.
-    engine.dialect.server_version_info = (major, 0)
-    with gc_paused():  # thousands of compiler objects, no garbage worth a collection pass
-        desired.metadata.create_all(engine, checkfirst=False)  # type: ignore[arg-type]
-    flush()
-    return statements
+    a server (desired.compile_models: compiled once, the build runs the same statements)."""
+    return list(compile_models(desired, major).statements)
 
 
 def _key(kind: str, config: Config | None, parts: Iterable[bytes]) -> str:

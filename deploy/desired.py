@@ -7,8 +7,8 @@ import importlib
 import sys
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
@@ -33,6 +33,22 @@ class DesiredSchema:
     sql_files: tuple[Path, ...]
     # `renamed_from` hints of the models (deploy/renames.py).
     renames: tuple[RenameHint, ...] = ()
+    # compile_models' answers by PostgreSQL major: the cache key and the build share one
+    # compilation (a DesiredSchema is a snapshot: its metadata is not changed after loading).
+    compiled: dict[int, CompiledModels] = field(
+        default_factory=dict, init=False, compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True)
+class CompiledModels:
+    """The statements `create_all` sends for the models, compiled without a server."""
+
+    # Each as the psycopg2 dialect compiles it: `%` doubled (executing with an empty
+    # parameter dict undoes it, as SQLAlchemy does); CREATE INDEX runs sorted.
+    statements: tuple[str, ...]
+    # True when every statement is DDL without parameters (no INSERT or query from an event
+    # listener): then running them as one script is what create_all does.
+    plain: bool
 
 
 def load_desired(config: Config) -> DesiredSchema:
@@ -129,8 +145,131 @@ def _last_project_frame(exc: BaseException, root: Path) -> str:
     return f" at {Path(frame.filename).relative_to(root)}:{frame.lineno}"
 
 
+def compile_models(desired: DesiredSchema, major: int) -> CompiledModels:
+    """The models' DDL as `create_all` would send it to a PostgreSQL `major` server, compiled
+    without one (a mock engine records every statement, event listeners' DDL included).
+
+    Compiled once per DesiredSchema and major; raises what compiling raises (a listener that
+    needs a live connection)."""
+    known = desired.compiled.get(major)
+    if known is not None:
+        return known
+    from sqlalchemy import create_mock_engine
+    from sqlalchemy.schema import CreateIndex, ExecutableDDLElement
+
+    statements: list[str] = []
+    index_run: list[str] = []  # consecutive CREATE INDEX statements
+    plain = True
+
+    def record(sql: object, *_args: object, **_kwargs: object) -> None:
+        nonlocal plain
+        compile_ = getattr(sql, "compile", None)
+        text = str(compile_(dialect=engine.dialect)) if compile_ else str(sql)
+        # DDL renders every value inline; anything else (an INSERT, a SELECT) may carry
+        # parameters or need its result: only create_all runs that as the listener meant.
+        plain = plain and isinstance(sql, ExecutableDDLElement)
+        if isinstance(sql, CreateIndex):
+            index_run.append(text)
+            return
+        flush()
+        statements.append(text)
+
+    def flush() -> None:
+        # A table's indexes live in a set: create_all emits them in hash order, which
+        # changes from process to process. Their order changes nothing in the schema.
+        statements.extend(sorted(index_run))
+        index_run.clear()
+
+    engine = create_mock_engine("postgresql+psycopg2://", record)  # type: ignore[arg-type]
+    _as_if_connected(engine.dialect, major)
+    with gc_paused():  # thousands of compiler objects, no garbage worth a collection pass
+        desired.metadata.create_all(engine, checkfirst=False)  # type: ignore[arg-type]
+    flush()
+    compiled = CompiledModels(tuple(statements), plain)
+    desired.compiled[major] = compiled
+    return compiled
+
+
+def _as_if_connected(dialect: object, major: int) -> None:
+    """Set what the PostgreSQL dialect's initialize() learns from a `major` server (SQLAlchemy
+    2.1), so the mock compiles what create_all on that server compiles. The build checks the
+    server's side of it (standard_conforming_strings, max_identifier_length) before using it."""
+    version = (major, 0)
+    settings = {
+        "server_version_info": version,
+        "supports_smallserial": True,
+        "_supports_drop_index_concurrently": True,
+        "supports_identity_columns": version >= (10,),
+        "_supports_jsonb_subscripting": version >= (14,),
+        "supports_virtual_generated_columns": version >= (18,),
+        "_backslash_escapes": False,  # standard_conforming_strings = on
+    }
+    for name, value in settings.items():
+        setattr(dialect, name, value)
+
+
 def build(desired: DesiredSchema, url: object) -> None:
-    """Create the desired schema in the (empty) database at `url`, in one transaction."""
+    """Create the desired schema in the (empty) database at `url`, in one transaction.
+
+    The models' DDL goes to the server as one script, compiled once (shared with the cache
+    key); models whose DDL is not plain (a listener inserts or queries, or needs a live
+    connection), and a script PostgreSQL rejects, are built by `create_all` instead, which
+    runs statement by statement and names the failing one."""
+    conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
+    try:
+        script = _models_script(desired, conn)
+        if script is not None:
+            with conn.cursor() as cur:
+                for extension in desired.extensions:
+                    _run(cur, f'CREATE EXTENSION IF NOT EXISTS "{extension}"',
+                         f"extension {extension}")
+                if _ran(cur, script):
+                    _run_sql_files(cur, desired)
+                    conn.commit()
+                    return
+            # The empty database again: create_all starts over (and reports a lost server).
+            with suppress(psycopg2.Error):
+                conn.rollback()
+    finally:
+        conn.close()
+    _build_with_create_all(desired, url)
+
+
+def _models_script(desired: DesiredSchema, conn: psycopg2.extensions.connection) -> str | None:
+    """The compiled models' DDL as one script for this server, or None when only create_all
+    can build them (see build)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting('server_version_num')::int / 10000, "
+                    "current_setting('standard_conforming_strings'), "
+                    "current_setting('max_identifier_length')::int")
+        major, standard_strings, max_identifier = cur.fetchone()
+    # What compile_models assumed of the server (SQLAlchemy's defaults for PostgreSQL).
+    if standard_strings != "on" or max_identifier != 63:
+        return None
+    try:
+        compiled = compile_models(desired, major)
+    except Exception:  # a listener that needs a live connection: create_all gives it one
+        return None
+    if not compiled.plain or not compiled.statements:
+        return None
+    # A statement may end in a -- comment: the separator starts on a line of its own.
+    return "\n;\n".join(compiled.statements)
+
+
+def _ran(cur: object, script: str) -> bool:
+    """Run the models' script; False (the transaction then needs a rollback) when PostgreSQL
+    or psycopg2's parameter formatting refuses it."""
+    try:
+        # The empty dict makes psycopg2 format the text, turning the dialect's `%%` back
+        # into `%` exactly as SQLAlchemy's execution of each statement does.
+        cur.execute(script, {})  # type: ignore[attr-defined]
+    except (psycopg2.Error, ValueError, TypeError, LookupError):
+        return False
+    return True
+
+
+def _build_with_create_all(desired: DesiredSchema, url: object) -> None:
+    """build() through SQLAlchemy's create_all, one statement at a time (one transaction)."""
     engine = create_engine(urls.sqlalchemy_url(url), poolclass=NullPool)  # type: ignore[arg-type]
     try:
         with engine.begin() as conn:
@@ -143,12 +282,16 @@ def build(desired: DesiredSchema, url: object) -> None:
                 desired.metadata.create_all(conn, checkfirst=False)
             except SQLAlchemyError as exc:
                 raise _model_error(exc) from None
-            for path in desired.sql_files:
-                sql = clean_text(path, path.read_bytes(), "SQL file")
-                if _has_statements(sql):  # an empty or comment-only file contributes nothing
-                    _run(cur, sql, path.name)
+            _run_sql_files(cur, desired)
     finally:
         engine.dispose()
+
+
+def _run_sql_files(cur: object, desired: DesiredSchema) -> None:
+    for path in desired.sql_files:
+        sql = clean_text(path, path.read_bytes(), "SQL file")
+        if _has_statements(sql):  # an empty or comment-only file contributes nothing
+            _run(cur, sql, path.name)
 
 
 def _has_statements(sql: str) -> bool:

@@ -2,7 +2,8 @@
 
 The one engine behind `plan` (prove the new SQL on a copy of the replayed head), `check`
 (replay the chain, prove hand-edited plans) and reverse plans. Everything here runs on a
-`ScratchServer`; nothing touches a live database.
+`ScratchServer`; nothing touches a live database, so the runner sends each transactional
+step as one query (run_steps(batched=True)): a failure is still named by file and line.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def replay(
             conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
             try:
                 if part is None or parse_statements(body):  # an empty part runs nothing
-                    run_steps(conn, plan_steps(body, plan.filename), filename=plan.filename)
+                    run_steps(conn, plan_steps(body, plan.filename), filename=plan.filename,
+                              batched=True)
             except DeployError as exc:  # a refused statement, or SQL the runner will not run
                 return Replay(url, current, number - 1, exc.message, exc.line)
             finally:
@@ -164,7 +166,7 @@ def prove_parts(
                 continue
             conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
             try:
-                run_steps(conn, plan_steps(sql, f"the {part} part"), filename=part)
+                run_steps(conn, plan_steps(sql, f"the {part} part"), filename=part, batched=True)
             except DeployError as exc:
                 return None, f"its {part} part fails when run on its own: {exc.message}"
             finally:
@@ -264,7 +266,8 @@ def apply_and_compare(
     conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
     try:
         if sql.strip():  # an empty diff has nothing to run (and is no plan to refuse)
-            run_steps(conn, plan_steps(sql, name or "generated SQL"), filename=name or "plan")
+            run_steps(conn, plan_steps(sql, name or "generated SQL"), filename=name or "plan",
+                      batched=True)
     except StatementFailed as exc:
         if not generated:
             raise DeployError(

@@ -156,12 +156,17 @@ def run_steps(
     before_commit: BeforeCommit | None = None,
     after_statement: Callable[[Statement], None] | None = None,
     pinned: Mapping[str, str] | None = None,
+    batched: bool = False,
 ) -> None:
     """Run steps[start:] on `conn`, committing after each step, each from the pinned
     session state (`pinned` from session.capture(); by default, the state at the call).
 
     A failing statement rolls its step back and raises DeployError naming the file, line
     and PostgreSQL's message; psycopg2 errors from `before_commit` propagate unchanged.
+    `batched` (scratch databases only, never a target: apply's progress, hooks and lock
+    retries want each statement alone) sends a transactional step's statements as one
+    query, and re-runs a step that fails statement by statement to name the failing one;
+    `after_statement` is then called for each statement once the whole batch ran.
     """
     if start >= len(steps):
         return
@@ -173,6 +178,10 @@ def run_steps(
             raise
     for index in range(start, len(steps)):
         step = steps[index]
+        if batched and step.transactional and len(step.statements) > 1 and _run_batch(
+            conn, step, pinned, filename, index, before_commit, after_statement
+        ):
+            continue
         if step.transactional:
             conn.autocommit = False
             try:
@@ -206,6 +215,42 @@ def run_steps(
                 except BaseException:
                     _rollback(conn)
                     raise
+
+
+def _run_batch(
+    conn: psycopg2.extensions.connection,
+    step: Step,
+    pinned: Mapping[str, str],
+    filename: str,
+    index: int,
+    before_commit: BeforeCommit | None,
+    after_statement: Callable[[Statement], None] | None,
+) -> bool:
+    """Run a transactional step as one query and commit it. False when PostgreSQL refused
+    the batch: the step is then rolled back, for the caller to re-run statement by statement
+    (which names the failing statement exactly as an unbatched run does)."""
+    # A statement may end in a -- comment: the separator starts on a line of its own.
+    script = "\n;\n".join(statement.sql for statement in step.statements)
+    conn.autocommit = False
+    try:
+        with conn.cursor() as cur:
+            _pin(cur, pinned, step, filename)
+            try:
+                cur.execute(script)
+            except psycopg2.Error as exc:
+                _raise_if_lost(exc, conn, filename, step.statements[0])
+                _rollback(conn)
+                return False
+            if after_statement:
+                for statement in step.statements:
+                    after_statement(statement)
+            if before_commit:
+                before_commit(cur, index + 1)
+        conn.commit()
+    except BaseException:
+        _rollback(conn)
+        raise
+    return True
 
 
 def _pin(cur: object, pinned: Mapping[str, str], step: Step, filename: str) -> None:
