@@ -180,14 +180,78 @@ def referenced_relations(stmt: Statement | str) -> list[str]:
 
 
 def walk(node: object) -> Iterator[ast.Node]:
-    """Every pglast node under `node` (itself included), depth first."""
-    if isinstance(node, ast.Node):
-        yield node
-        for attr in node:
-            yield from walk(getattr(node, attr))
-    elif isinstance(node, tuple | list):
-        for item in node:
-            yield from walk(item)
+    """Every pglast node under `node` (itself included), depth first, children in attribute
+    order (a node's own fields, then each list's items in order)."""
+    # Iterative: a recursive generator paid one frame per level for every node it passed up
+    # (4.7M calls for one 1000-table plan). Only attributes that can hold nodes are read.
+    node_type = ast.Node
+    stack = [node]
+    pop, push = stack.pop, stack.extend
+    while stack:
+        item = pop()
+        if isinstance(item, node_type):
+            yield item
+            attrs = _NODE_ATTRS.get(type(item))
+            if attrs is None:
+                attrs = _node_attrs(type(item))
+            children = [child for child in map(item.__getattribute__, attrs)
+                        if child is not None]
+            if children:
+                push(reversed(children))
+        elif isinstance(item, tuple | list):
+            push(reversed(item))
+
+
+def find(node: object, types: type | tuple[type, ...]) -> list[ast.Node]:
+    """The nodes under `node` (itself included) that are instances of `types`, in walk()
+    order: one pass instead of a generator handing every node to the caller."""
+    node_type = ast.Node
+    found = []
+    stack = [node]
+    pop, push = stack.pop, stack.extend
+    while stack:
+        item = pop()
+        if isinstance(item, node_type):
+            if isinstance(item, types):
+                found.append(item)
+            attrs = _NODE_ATTRS.get(type(item))
+            if attrs is None:
+                attrs = _node_attrs(type(item))
+            children = [child for child in map(item.__getattribute__, attrs)
+                        if child is not None]
+            if children:
+                push(reversed(children))
+        elif isinstance(item, tuple | list):
+            push(reversed(item))
+    return found
+
+
+# Per node class, the attributes that may hold a node or a list (its scalar fields, names,
+# flags, enums and locations never do), in the class's attribute order.
+_NODE_ATTRS: dict[type, tuple[str, ...]] = {}
+_SCALARS = (str, int, float, bool)
+
+
+def _node_attrs(cls: type) -> tuple[str, ...]:
+    slots = cls.__slots__
+    if isinstance(slots, dict):
+        attrs = tuple(name for name, info in slots.items() if _may_hold_nodes(info[1]))
+    else:  # not pglast's usual slot table: read every attribute
+        attrs = tuple(slots)
+    _NODE_ATTRS[cls] = attrs
+    return attrs
+
+
+def _may_hold_nodes(py_type: type | tuple[type, ...]) -> bool:
+    """Whether a slot declared with these Python types can hold a node or a sequence."""
+    import enum  # noqa: PLC0415 - only read when a node class is first seen
+
+    types = py_type if isinstance(py_type, tuple) else (py_type,)
+    return not all(
+        isinstance(t, type) and (t in _SCALARS or issubclass(t, enum.Enum)
+                                 or t.__name__ == "Decimal")
+        for t in types
+    )
 
 
 def qualified_name(names: Sequence[ast.Node] | None) -> tuple[str, str]:
