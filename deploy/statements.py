@@ -173,8 +173,8 @@ def referenced_relations(stmt: Statement | str) -> list[str]:
     node = _single_node(stmt)
     names = {
         f"{_quote(n.schemaname or DEFAULT_SCHEMA)}.{_quote(n.relname)}"
-        for n in walk(node)
-        if isinstance(n, ast.RangeVar) and n.relname
+        for n in find(node, ast.RangeVar)
+        if n.relname
     }
     return sorted(names)
 

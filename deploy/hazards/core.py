@@ -25,7 +25,7 @@ from deploy.hazards.rename import classify_alter_enum, classify_rename, classify
 from deploy.hazards.sequence import classify_alter_sequence, set_sequences
 from deploy.hazards.squawk import squawk_hazards
 from deploy.hazards.unverified import classify_unverified
-from deploy.statements import ParsedStatement, parse, walk
+from deploy.statements import ParsedStatement, find, parse
 
 # Statements whose rules are complete: squawk findings on them are not added.
 _DECIDED_NODES = (
@@ -133,7 +133,7 @@ def _classify_statement(p: ParsedStatement, index: int, plan: PlanState, out: Re
     rule = _RULES.get(type(node))
     if rule is not None:
         rule(p, index, plan, out)
-    if any(isinstance(n, DML_NODES) for n in walk(node)):
+    if find(node, DML_NODES):
         classify_dml(node, p.statement.sql, plan, out)
     # Then the statement's own creations count, and code it runs may have changed search_path.
     classify_unverified(node, p.statement.sql, plan, out)
@@ -184,8 +184,7 @@ def _view_key(node: ast.ViewStmt, plan: PlanState) -> tuple[str, str]:
     """A view on a temporary relation is itself temporary (the server says so in a NOTICE)."""
     key = names.created_relation(node.view, plan)
     if not node.view.schemaname and any(
-        isinstance(n, ast.RangeVar) and names.relation(n, plan)[0] == TEMP_SCHEMA
-        for n in walk(node.query)
+        names.relation(n, plan)[0] == TEMP_SCHEMA for n in find(node.query, ast.RangeVar)
     ):
         return (TEMP_SCHEMA, key[1])
     return key

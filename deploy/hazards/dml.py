@@ -12,7 +12,7 @@ from pglast import ast, enums
 
 from deploy.hazards import names
 from deploy.hazards.model import DELETES_DATA, UNVERIFIED, PlanState, Result
-from deploy.statements import walk
+from deploy.statements import find
 
 DML_NODES = (ast.DeleteStmt, ast.UpdateStmt, ast.InsertStmt, ast.MergeStmt)
 
@@ -20,8 +20,8 @@ DML_NODES = (ast.DeleteStmt, ast.UpdateStmt, ast.InsertStmt, ast.MergeStmt)
 def classify_dml(node: ast.Node, sql: str, plan: PlanState, out: Result) -> None:
     """Hazards of every data-changing node in the statement's tree."""
     stmt_label = names.label(sql)
-    for n in walk(node):
-        if not isinstance(n, DML_NODES) or n.relation is None:
+    for n in find(node, DML_NODES):
+        if n.relation is None:
             continue
         table = names.relation(n.relation, plan)
         if table in plan.relations:

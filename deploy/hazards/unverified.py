@@ -19,7 +19,7 @@ from deploy.hazards.alter_table import NON_VOLATILE_FUNCTIONS
 from deploy.hazards.dml import DML_NODES
 from deploy.hazards.model import UNVERIFIED, PlanState, Result
 from deploy.hazards.sequence import sets_own_sequence
-from deploy.statements import DEFAULT_SCHEMA, walk
+from deploy.statements import DEFAULT_SCHEMA, find
 
 # Statement kinds whose effect the rule modules model (DDL migra generates, and maintenance).
 MODELLED = (
@@ -124,10 +124,7 @@ def _create_table_as(node: ast.CreateTableAsStmt, stmt_label: str, plan: PlanSta
 
 
 def _reads_plan_views(node: ast.Node, plan: PlanState) -> bool:
-    return any(
-        isinstance(n, ast.RangeVar) and names.relation(n, plan) in plan.views
-        for n in walk(node)
-    )
+    return any(names.relation(n, plan) in plan.views for n in find(node, ast.RangeVar))
 
 
 def _calls(node: ast.Node, stmt_label: str, plan: PlanState, out: Result) -> None:
@@ -135,9 +132,7 @@ def _calls(node: ast.Node, stmt_label: str, plan: PlanState, out: Result) -> Non
     expression's only matter when the function is this plan's own)."""
     query = isinstance(node, (ast.SelectStmt, ast.CreateTableAsStmt, *DML_NODES))
     seen: set[str] = set()
-    for n in walk(node):
-        if not isinstance(n, ast.FuncCall):
-            continue
+    for n in find(node, ast.FuncCall):
         parts = [s.sval for s in n.funcname if isinstance(s, ast.String)]
         builtin = len(parts) == 1 or parts[0] == "pg_catalog"
         key = names.function_name(n.funcname, plan)
