@@ -122,6 +122,9 @@ _RULES: dict[type[ast.Node], Rule] = {
 }
 
 
+_DML_OR_CALL = (ast.FuncCall, *DML_NODES)
+
+
 def _classify_statement(p: ParsedStatement, index: int, plan: PlanState, out: Result) -> None:
     node = p.node
     if not p.statement.transactional:  # what ran before is committed: visible to everyone
@@ -133,10 +136,13 @@ def _classify_statement(p: ParsedStatement, index: int, plan: PlanState, out: Re
     rule = _RULES.get(type(node))
     if rule is not None:
         rule(p, index, plan, out)
-    if find(node, DML_NODES):
+    # One pass for what the DML and the call rules both look for.
+    found = find(node, _DML_OR_CALL)
+    calls = [n for n in found if isinstance(n, ast.FuncCall)]
+    if len(calls) < len(found):
         classify_dml(node, p.statement.sql, plan, out)
     # Then the statement's own creations count, and code it runs may have changed search_path.
-    classify_unverified(node, p.statement.sql, plan, out)
+    classify_unverified(node, p.statement.sql, plan, out, calls)
     _record_creations(node, plan)
 
 
