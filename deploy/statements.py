@@ -90,9 +90,99 @@ def forget_all() -> None:
     parses of the same texts still give the same answers, only slower)."""
     _PARSED.clear()
     _NODES.clear()
+    _REGIONS.clear()
+
+
+# Trees by statement region: the text from a statement's first token to its `;` (or the end),
+# without the whitespace around it. A plan body is the differ's statements joined, and the
+# differ already built each one's tree (deploy.differ.sqltext.parse_one hands them here), so
+# the body's parse only asks PostgreSQL where the statements are (pglast's split builds no
+# Python tree) and reuses those trees. Value: (tree, start, end) of the statement's text
+# inside the key (comments trimmed), start/end None until first needed.
+_REGIONS: dict[str, tuple[ast.Node, int | None, int | None]] = {}
+_SQL_SPACE = " \t\n\r\f\v"  # what PostgreSQL's scanner skips between tokens
+
+
+def remember(sql: str, location: int, length: int, node: ast.Node) -> None:
+    """Offer the tree of a statement of `sql` (its raw statement's location and length) to
+    later parses of texts holding the same statement. The tree must never be modified."""
+    key = _region_key(sql[location:location + length] if length else sql[location:])
+    if key is not None and key not in _REGIONS:
+        if len(_REGIONS) >= _MEMO_NODES:
+            _REGIONS.clear()
+        _REGIONS[key] = (node, None, None)
+
+
+def _region_key(region: str) -> str | None:
+    """The region without SQL whitespace around it, or None when Python's notion of
+    whitespace (what pglast's split strips) would strip something else as well."""
+    key = region.strip(_SQL_SPACE)
+    return key if key and key == region.strip() else None
+
+
+def _code_span(text: str) -> tuple[int, int] | None:
+    """[start, end) of a statement region's code: comments and stray `;` tokens around it
+    left out (None when there is no code)."""
+    if "--" not in text and "/*" not in text and ";" not in text:
+        return 0, len(text)  # only tokens: the stripped region is the code
+    code = [t for t in parser.scan(text)
+            if t.name not in _COMMENT_TOKENS and t.name != "ASCII_59"]
+    if not code:  # cannot happen for a statement the parser accepted
+        return None
+    return code[0].start, code[-1].end + 1
 
 
 def _parse(sql: str) -> list[ParsedStatement]:
+    if _REGIONS:
+        known = _parse_known(sql)
+        if known is not None:
+            return known
+    return _parse_whole(sql)
+
+
+def _parse_known(sql: str) -> list[ParsedStatement] | None:
+    """The parse of a text most of whose statements have known trees; None when that does
+    not hold (or the text needs anything unusual), and the whole text is parsed instead."""
+    try:
+        slices = parser.split(sql, with_parser=True, only_slices=True)
+    except parser.ParseError:
+        return None  # the whole parse raises it, naming the line
+    keys = []
+    for piece in slices:
+        for index in (piece.start - 1, piece.stop):  # what split stripped next to the text
+            if 0 <= index < len(sql) and sql[index].isspace() and sql[index] not in _SQL_SPACE:
+                return None
+        keys.append(sql[piece])
+    misses = sum(1 for key in keys if key not in _REGIONS)
+    if misses * 2 >= len(keys):  # mostly new statements: one parse of the whole text
+        return None
+    newlines = [i for i, ch in enumerate(sql) if ch == "\n"]
+    result = []
+    for piece, key in zip(slices, keys, strict=True):
+        entry = _REGIONS.get(key)
+        if entry is None:  # parsed alone: it lexes as in the whole text (it ends at a `;`)
+            raw_stmts = parser.parse_sql(key)
+            if len(raw_stmts) != 1:  # cannot happen for a region of a parsed text
+                return None
+            entry = (raw_stmts[0].stmt, None, None)
+        node, code_start, code_end = entry
+        if code_start is None or code_end is None:
+            span = _code_span(key)
+            if span is None:
+                continue
+            code_start, code_end = span
+            _REGIONS[key] = (node, code_start, code_end)
+        start, end = piece.start + code_start, piece.start + code_end
+        statement = Statement(
+            sql=sql[start:end],
+            line=bisect.bisect_left(newlines, start) + 1,
+            transactional=_is_transactional(node),
+        )
+        result.append(ParsedStatement(statement, node, start, end))
+    return result
+
+
+def _parse_whole(sql: str) -> list[ParsedStatement]:
     try:
         raw_stmts = parser.parse_sql(sql)
     except parser.ParseError as exc:
@@ -108,16 +198,21 @@ def _parse(sql: str) -> list[ParsedStatement]:
         region_end = region_start + raw.stmt_len if raw.stmt_len else len(sql)
         # Each statement's region is scanned alone (it starts and ends at a top-level `;`, so
         # it lexes as in the whole text): the tokens of a whole 3000-statement plan body
-        # cost ~35 MB at once, one statement's next to nothing.
+        # cost ~35 MB at once, one statement's next to nothing. A region without comments or
+        # `;` is not scanned at all: its code is the region without the whitespace around.
+        region = sql[region_start:region_end]
+        lead = len(region) - len(region.lstrip(_SQL_SPACE))
         try:
-            tokens = parser.scan(sql[region_start:region_end])
+            span = _code_span(region[lead:].rstrip(_SQL_SPACE))
         except parser.ParseError as exc:  # cannot happen for text the parser accepted
-            raise _statement_error(sql, exc, region_start) from None
-        code = [t for t in tokens if t.name not in _COMMENT_TOKENS and t.name != "ASCII_59"]
-        if not code:  # cannot happen for a statement the parser accepted
+            raise _statement_error(sql, exc, region_start + lead) from None
+        if span is None:  # cannot happen for a statement the parser accepted
             continue
-        start, end = region_start + code[0].start, region_start + code[-1].end + 1
+        start, end = region_start + lead + span[0], region_start + lead + span[1]
         node = raw.stmt
+        key = _region_key(region)
+        if key is not None and key not in _REGIONS and len(_REGIONS) < _MEMO_NODES:
+            _REGIONS[key] = (node, span[0], span[1])
         statement = Statement(
             sql=sql[start:end],
             line=bisect.bisect_left(newlines, start) + 1,
