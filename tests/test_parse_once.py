@@ -151,3 +151,20 @@ def test_a_name_ending_in_a_non_ascii_space_is_not_cut_by_the_known_path():
     again = statements.parse(" " + text)
     assert again[1].statement.sql == "select 1 as a\u00a0"
     assert (again[1].start, again[1].end) == (len(text) - 13, len(text) + 1)
+
+
+def test_a_text_classified_twice_runs_its_rules_once(monkeypatch):
+    from deploy.hazards import core
+
+    runs: list[str] = []
+    real = core._classify_statement
+    monkeypatch.setattr(core, "_classify_statement",
+                        lambda p, *rest: runs.append(p.statement.sql) or real(p, *rest))
+    body = (f"-- {uuid.uuid4()}\nALTER TABLE users DROP COLUMN legacy;\n"
+            "UPDATE users SET a = 1;\nSELECT f(1);\n")
+    first = classify(body, use_squawk=False)
+    assert len(runs) == 3
+    assert classify(body, use_squawk=False) == first  # as contract.split, then the planner
+    assert len(runs) == 3
+    assert [h.kind for h in first] == [
+        "DELETES_DATA", "BACKWARD_INCOMPATIBLE", "DELETES_DATA", "UNVERIFIED"]

@@ -63,13 +63,12 @@ def classify(sql: str, *, use_squawk: bool = True) -> list[Hazard]:
     """Hazards of a plan (body or whole file), ordered by line then kind, each text once.
     Raises StatementError when the SQL does not parse; squawk is skipped when not installed."""
     parsed = parse(sql)
-    plan = PlanState(creates=[_creations(p.node) for p in parsed],
-                     transactional=[p.statement.transactional for p in parsed])
-    results = []
-    for index, p in enumerate(parsed):
-        result = Result()
-        _classify_statement(p, index, plan, result)
-        results.append(result)
+    results = _RESULTS.get(sql)
+    if results is None:
+        results = _rule_results(parsed)
+        if len(_RESULTS) >= _MEMO_TEXTS:
+            del _RESULTS[next(iter(_RESULTS))]
+        _RESULTS[sql] = results
 
     hazards = [
         Hazard(kind, names.clean(f"{kind} {phrase}"), p.statement.line)
@@ -87,6 +86,25 @@ def classify(sql: str, *, use_squawk: bool = True) -> list[Hazard]:
             seen.add(hazard.text)
             unique.append(hazard)
     return unique
+
+
+# The rules' findings per text: the planner classifies a body twice (contract.split without
+# squawk, then the plan's hazards with it), and the findings depend on the text alone.
+# Read only (squawk_hazards and the hazard list read them).
+_RESULTS: dict[str, list[Result]] = {}
+_MEMO_TEXTS = 4
+
+
+def _rule_results(parsed: list[ParsedStatement]) -> list[Result]:
+    """Every statement's rule findings, in order (each sees what the plan did before it)."""
+    plan = PlanState(creates=[_creations(p.node) for p in parsed],
+                     transactional=[p.statement.transactional for p in parsed])
+    results = []
+    for index, p in enumerate(parsed):
+        result = Result()
+        _classify_statement(p, index, plan, result)
+        results.append(result)
+    return results
 
 
 # One rule per statement kind; each sees the names as they stand before the statement.
