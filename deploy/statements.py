@@ -113,6 +113,17 @@ def remember(sql: str, location: int, length: int, node: ast.Node) -> None:
         _REGIONS[key] = (node, None, None)
 
 
+def known_tree(sql: str) -> ast.Node | None:
+    """The tree of `sql` (one statement, with or without its `;`) if a parse so far built
+    it, else None (then parse it). Shared: never modify it."""
+    text = sql.strip(_SQL_SPACE)
+    if text.endswith(";"):
+        text = text[:-1].rstrip(_SQL_SPACE)
+    # Keys are whole statement regions: one followed by `;` parses to the same tree.
+    entry = _REGIONS.get(text)
+    return entry[0] if entry is not None else None
+
+
 def _region_key(region: str) -> str | None:
     """The region without SQL whitespace around it, or None when Python's notion of
     whitespace (what pglast's split strips) would strip something else as well."""

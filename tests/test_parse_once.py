@@ -168,3 +168,25 @@ def test_a_text_classified_twice_runs_its_rules_once(monkeypatch):
     assert len(runs) == 3
     assert [h.kind for h in first] == [
         "DELETES_DATA", "BACKWARD_INCOMPATIBLE", "DELETES_DATA", "UNVERIFIED"]
+
+
+def test_the_differ_reuses_the_trees_of_a_plan_parsed_before(monkeypatch):
+    # `invoke check` classifies a plan, then diffs the empty schema against its head: migra
+    # writes the same statements again.
+    from deploy.differ.sqltext import parse_fresh, parse_memo, parse_one
+
+    tag = uuid.uuid4().hex
+    body = (f"-- {tag}\n\ncreate table \"public\".\"p_{tag}\" (\"id\" integer);\n\n"
+            f"alter table \"public\".\"p_{tag}\" add constraint \"c_{tag}\" check ((id > 0));\n")
+    parsed = statements.parse(body)
+    calls: list[str] = []
+    real = parser.parse_sql
+    monkeypatch.setattr(parser, "parse_sql", lambda sql: calls.append(sql) or real(sql))
+    with parse_memo():
+        trees = [parse_one(p.statement.sql + ";") for p in parsed]
+        again = parse_one(f"create table other_{tag} (a int);")
+    assert all(t is p.node for t, p in zip(trees, parsed, strict=True))
+    assert calls == [f"create table other_{tag} (a int);"]
+    assert again is not None
+    own = parse_fresh(parsed[0].statement.sql + ";")  # a repair's own copy is still fresh
+    assert own is not parsed[0].node and own == parsed[0].node

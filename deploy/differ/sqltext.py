@@ -68,7 +68,11 @@ def parse_one(sql: str) -> ast.Node | None:
 
 def _parse_shared(sql: str) -> ast.Node | None:
     """parse_fresh's tree, also offered to deploy.statements: the plan body these statements
-    end up in is then split there without building every tree a second time."""
+    end up in is then split there without building every tree a second time; and a text
+    parsed before (the plan a check replays, then diffs again) gives its trees here."""
+    known = statements.known_tree(sql)
+    if known is not None:
+        return known
     try:
         parsed = parser.parse_sql(sql)
     except parser.ParseError:
