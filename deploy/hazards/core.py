@@ -3,6 +3,7 @@ and remember what the plan created (statements on those objects carry no hazards
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,7 @@ from deploy.hazards.index import (
 from deploy.hazards.model import ALL_KINDS, KINDS, TEMP_SCHEMA, Hazard, Key, PlanState, Result
 from deploy.hazards.rename import classify_alter_enum, classify_rename, classify_set_schema
 from deploy.hazards.sequence import classify_alter_sequence, set_sequences
-from deploy.hazards.squawk import squawk_hazards
+from deploy.hazards.squawk import start_squawk_hazards
 from deploy.hazards.unverified import classify_unverified
 from deploy.statements import ParsedStatement, find, parse
 
@@ -62,21 +63,29 @@ _DECIDED_NODES = (
 def classify(sql: str, *, use_squawk: bool = True) -> list[Hazard]:
     """Hazards of a plan (body or whole file), ordered by line then kind, each text once.
     Raises StatementError when the SQL does not parse; squawk is skipped when not installed."""
-    parsed = parse(sql)
-    results = _RESULTS.get(sql)
-    if results is None:
-        results = _rule_results(parsed)
-        if len(_RESULTS) >= _MEMO_TEXTS:
-            del _RESULTS[next(iter(_RESULTS))]
-        _RESULTS[sql] = results
+    # squawk (a process of its own) lints while the rules run here.
+    squawk = start_squawk_hazards(sql) if use_squawk and sql.strip() else None
+    try:
+        parsed = parse(sql)
+        results = _RESULTS.get(sql)
+        if results is None:
+            results = _rule_results(parsed)
+            if len(_RESULTS) >= _MEMO_TEXTS:
+                del _RESULTS[next(iter(_RESULTS))]
+            _RESULTS[sql] = results
+    except BaseException:
+        if squawk is not None:
+            with contextlib.suppress(Exception):  # the parse error is the one to report
+                squawk([], [])  # let it finish: no squawk process outlives the error
+        raise
 
     hazards = [
         Hazard(kind, names.clean(f"{kind} {phrase}"), p.statement.line)
         for p, result in zip(parsed, results, strict=True)
         for kind, phrase in result.found
     ]
-    if use_squawk and parsed:
-        hazards.extend(squawk_hazards(sql, parsed, results))
+    if squawk is not None:
+        hazards.extend(squawk(parsed, results))
 
     hazards.sort(key=lambda h: (h.line, KINDS.index(h.kind), h.text))
     seen: set[str] = set()
@@ -90,7 +99,7 @@ def classify(sql: str, *, use_squawk: bool = True) -> list[Hazard]:
 
 # The rules' findings per text: the planner classifies a body twice (contract.split without
 # squawk, then the plan's hazards with it), and the findings depend on the text alone.
-# Read only (squawk_hazards and the hazard list read them).
+# Read only (the squawk mapping and the hazard list read them).
 _RESULTS: dict[str, list[Result]] = {}
 _MEMO_TEXTS = 4
 

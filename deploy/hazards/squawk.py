@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Collection
 from pathlib import Path
 
@@ -147,7 +148,39 @@ def squawk_hazards(
     sql: str, parsed: list[ParsedStatement], results: list[Result]
 ) -> list[Hazard]:
     """Mapped squawk findings on the kinds each statement's rules left undecided."""
-    findings = run_squawk(sql, SQUAWK_RULES)
+    return _mapped(sql, run_squawk(sql, SQUAWK_RULES), parsed, results)
+
+
+def start_squawk_hazards(
+    sql: str,
+) -> Callable[[list[ParsedStatement], list[Result]], list[Hazard]]:
+    """Start squawk on `sql` now, in its own process: it lints while the caller parses and
+    classifies. The returned function waits for it and gives squawk_hazards' answer."""
+    outcome: list[object] = []
+
+    def lint() -> None:
+        try:
+            outcome.append(run_squawk(sql, SQUAWK_RULES))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
+            outcome.append(exc)
+
+    thread = threading.Thread(target=lint, name="squawk", daemon=True)
+    thread.start()
+
+    def finish(parsed: list[ParsedStatement], results: list[Result]) -> list[Hazard]:
+        thread.join()
+        found = outcome[0]
+        if isinstance(found, BaseException):
+            raise found
+        if not parsed:  # nothing to pin a finding on (and the caller may only be waiting)
+            return []
+        return _mapped(sql, found, parsed, results)  # type: ignore[arg-type]
+
+    return finish
+
+
+def _mapped(sql: str, findings: list[dict] | None, parsed: list[ParsedStatement],
+            results: list[Result]) -> list[Hazard]:
     if not findings:
         return []
     line_starts = [0]
