@@ -188,3 +188,17 @@ def test_parse_memo_shares_trees_only_inside_a_diff():
         own.tableElts = None  # an edit of the caller's copy is not seen by the others
         assert parse_one(sql).tableElts
     assert parse_one(sql) is not shared
+
+
+def test_schemainspect_finds_its_caller_the_same_with_the_frames_only_stack():
+    import inspect
+
+    from schemainspect.misc import external_caller
+
+    from deploy.differ.migra_adapter import frames_only_stack
+
+    real = inspect.stack
+    expected = external_caller()
+    with frames_only_stack():
+        assert external_caller() == expected == __name__
+    assert inspect.stack is real
