@@ -21,7 +21,16 @@ from deploy.hazards.index import (
     classify_reindex,
     classify_vacuum,
 )
-from deploy.hazards.model import ALL_KINDS, KINDS, TEMP_SCHEMA, Hazard, Key, PlanState, Result
+from deploy.hazards.model import (
+    ALL_KINDS,
+    KINDS,
+    TEMP_SCHEMA,
+    Findings,
+    Hazard,
+    Key,
+    PlanState,
+    Result,
+)
 from deploy.hazards.rename import classify_alter_enum, classify_rename, classify_set_schema
 from deploy.hazards.sequence import classify_alter_sequence, set_sequences
 from deploy.hazards.squawk import start_squawk_hazards
@@ -99,20 +108,23 @@ def classify(sql: str, *, use_squawk: bool = True) -> list[Hazard]:
 
 # The rules' findings per text: the planner classifies a body twice (contract.split without
 # squawk, then the plan's hazards with it), and the findings depend on the text alone.
-# Read only (the squawk mapping and the hazard list read them).
-_RESULTS: dict[str, list[Result]] = {}
-_MEMO_TEXTS = 4
+# Kept compact (a 3000-statement body's Result objects were ~5 MB): most statements share
+# one empty finding and one of a few `decided` sets.
+_RESULTS: dict[str, list[Findings]] = {}
+_MEMO_TEXTS = 2
 
 
-def _rule_results(parsed: list[ParsedStatement]) -> list[Result]:
+def _rule_results(parsed: list[ParsedStatement]) -> list[Findings]:
     """Every statement's rule findings, in order (each sees what the plan did before it)."""
     plan = PlanState(creates=[_creations(p.node) for p in parsed],
                      transactional=[p.statement.transactional for p in parsed])
+    shared: dict[frozenset[str], frozenset[str]] = {}
     results = []
     for index, p in enumerate(parsed):
         result = Result()
         _classify_statement(p, index, plan, result)
-        results.append(result)
+        decided = frozenset(result.decided)
+        results.append(Findings(tuple(result.found), shared.setdefault(decided, decided)))
     return results
 
 
