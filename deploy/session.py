@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
 from deploy.lazy import lazy_module
-from deploy.statements import DEFAULT_SCHEMA, walk
+from deploy.statements import DEFAULT_SCHEMA, find
 
 if TYPE_CHECKING:
     from pglast import ast, enums
@@ -72,8 +72,8 @@ def refusal(node: ast.Node) -> str | None:
         return _set_refusal(node)
     if isinstance(node, _definitions()):
         return None
-    for n in walk(node):
-        if isinstance(n, ast.FuncCall) and _name(n.funcname) == "set_config":
+    for n in find(node, ast.FuncCall):
+        if _name(n.funcname) == "set_config":
             reason = _set_config_refusal(n)
             if reason:
                 return reason

@@ -152,6 +152,17 @@ def test_creation_order_pulls_what_is_used_before_its_first_user():
         parent, child, function, check, validate]
 
 
+def test_creation_order_sees_relations_and_calls_nested_in_a_view_query():
+    view = ('create view "public"."v" as select x.a from (select a from "public"."t" '
+            'where ok(a)) x join "public"."w" using (a);')
+    table = 'create table "public"."t" ("a" integer);'
+    other = 'create table "public"."w" ("a" integer);'
+    function = "CREATE OR REPLACE FUNCTION public.ok(a integer) RETURNS boolean " \
+               "LANGUAGE sql AS $$ select a > 0 $$;"
+    assert creation_order.reorder([view, function, other, table]) == [
+        function, other, table, view]
+
+
 def test_dropped_objects_lose_their_comments_with_them():
     assert comments.dropped_names([
         'drop view if exists "public"."v";',
@@ -177,3 +188,17 @@ def test_parse_memo_shares_trees_only_inside_a_diff():
         own.tableElts = None  # an edit of the caller's copy is not seen by the others
         assert parse_one(sql).tableElts
     assert parse_one(sql) is not shared
+
+
+def test_schemainspect_finds_its_caller_the_same_with_the_frames_only_stack():
+    import inspect
+
+    from schemainspect.misc import external_caller
+
+    from deploy.differ.migra_adapter import frames_only_stack
+
+    real = inspect.stack
+    expected = external_caller()
+    with frames_only_stack():
+        assert external_caller() == expected == __name__
+    assert inspect.stack is real

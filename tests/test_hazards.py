@@ -556,3 +556,18 @@ def test_run_squawk_with_rules_keeps_only_their_findings_and_the_fields_read() -
     assert slim == [{k: f.get(k) for k in ("rule_name", "line", "column")}
                     for f in every if f["rule_name"] in wanted]
     assert {f["rule_name"] for f in slim} == wanted
+
+
+def test_squawk_runs_beside_the_parse_and_is_done_when_a_parse_error_is_raised(
+        monkeypatch, tmp_path) -> None:
+    marker = tmp_path / "ran"
+    fake = tmp_path / "squawk"
+    fake.write_text(f"#!/bin/sh\ncat >/dev/null; sleep 0.3; touch {marker}; echo '[]'\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(hazards.squawk, "_squawk_path", lambda: str(fake))
+    with pytest.raises(StatementError):
+        classify("create table t (a int);\nselec 1;\n")
+    assert marker.exists()  # waited for: no squawk process outlives the error
+    marker.unlink()
+    assert classify(PLAN) == classify(PLAN, use_squawk=False)
+    assert marker.exists()

@@ -244,3 +244,51 @@ def test_statement_is_frozen() -> None:
 def test_transaction_boundary(sql: str, expected: str | None) -> None:
     [statement] = split(sql)
     assert transaction_boundary(statement) == expected
+
+
+def _recursive_walk(node: object) -> list[object]:
+    """The walk as it was first written: every attribute, recursively (the reference)."""
+    from pglast import ast
+
+    if isinstance(node, ast.Node):
+        found = [node]
+        for attr in node:
+            found.extend(_recursive_walk(getattr(node, attr)))
+        return found
+    if isinstance(node, tuple | list):
+        return [n for item in node for n in _recursive_walk(item)]
+    return []
+
+
+WALKED = """\
+SELECT set_config('search_path', 'x', false) FROM t WHERE a IN (SELECT f(b) FROM u);
+WITH d AS (DELETE FROM t RETURNING *) INSERT INTO log SELECT now() FROM d;
+CREATE TABLE c (id int DEFAULT nextval('s') CHECK (id > g(1)), p int REFERENCES q (id));
+ALTER TABLE c ADD CONSTRAINT k CHECK (coalesce(p, 0) >= 0) NOT VALID;
+CREATE VIEW v AS SELECT x.a FROM (SELECT a FROM t UNION SELECT a FROM u) x JOIN w USING (a);
+CREATE FUNCTION f(int) RETURNS int LANGUAGE sql AS 'select $1';
+UPDATE t SET a = CASE WHEN b THEN h(a) ELSE 0 END WHERE c = ANY (ARRAY[1, 2]);
+"""
+
+
+def test_walk_visits_the_same_nodes_in_the_same_order_as_the_recursive_walk() -> None:
+    from deploy.statements import parse, walk
+
+    for parsed in parse(WALKED):
+        assert [id(n) for n in walk(parsed.node)] == [
+            id(n) for n in _recursive_walk(parsed.node)]
+
+
+def test_find_keeps_walk_order_and_reaches_a_set_config_buried_in_a_subquery() -> None:
+    from pglast import ast
+
+    from deploy.statements import find, parse, walk
+
+    parsed = parse(WALKED)
+    for p in parsed:
+        for types in (ast.FuncCall, (ast.RangeVar, ast.TypeName), ast.DeleteStmt):
+            assert find(p.node, types) == [n for n in walk(p.node) if isinstance(n, types)]
+    calls = find(parsed[0].node, ast.FuncCall)
+    assert [c.funcname[-1].sval for c in calls] == ["set_config", "f"]
+    assert [type(n).__name__ for n in find(parsed[1].node, (ast.DeleteStmt, ast.InsertStmt))
+            ] == ["InsertStmt", "DeleteStmt"]

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pglast import ast, keywords, parser
 from pglast.stream import IndentedStream
 
+from deploy import statements
+
 # quote_ident() leaves a name bare when it is lower-case, starts with a letter or _, and is
 # not a keyword (except unreserved ones); this mirrors it so keys match the fingerprint's.
 _BARE = re.compile(r"[a-z_][a-z0-9_$]*\Z")
@@ -60,8 +62,26 @@ def parse_one(sql: str) -> ast.Node | None:
     try:
         return _memo[sql]
     except KeyError:
-        tree = _memo[sql] = parse_fresh(sql)
+        tree = _memo[sql] = _parse_shared(sql)
         return tree
+
+
+def _parse_shared(sql: str) -> ast.Node | None:
+    """parse_fresh's tree, also offered to deploy.statements: the plan body these statements
+    end up in is then split there without building every tree a second time; and a text
+    parsed before (the plan a check replays, then diffs again) gives its trees here."""
+    known = statements.known_tree(sql)
+    if known is not None:
+        return known
+    try:
+        parsed = parser.parse_sql(sql)
+    except parser.ParseError:
+        return None
+    if len(parsed) != 1:
+        return None
+    raw = parsed[0]
+    statements.remember(sql, raw.stmt_location, raw.stmt_len, raw.stmt)
+    return raw.stmt
 
 
 def parse_fresh(sql: str) -> ast.Node | None:

@@ -18,7 +18,7 @@ from deploy.hazards.model import (
     PlanState,
     Result,
 )
-from deploy.statements import walk
+from deploy.statements import find
 
 AT = enums.AlterTableType
 CT = enums.ConstrType
@@ -332,11 +332,10 @@ def _string_type(tn: ast.TypeName) -> tuple[str, int | None]:
 def volatile_calls(expr: ast.Node) -> list[str]:
     """Names of the functions an expression calls that may be volatile."""
     calls = []
-    for n in walk(expr):
-        if isinstance(n, ast.FuncCall):
-            parts = [s.sval for s in n.funcname if isinstance(s, ast.String)]
-            name = parts[-1].lower()
-            user_schema = len(parts) > 1 and parts[0] != "pg_catalog"
-            if user_schema or name not in NON_VOLATILE_FUNCTIONS:
-                calls.append(name)
+    for n in find(expr, ast.FuncCall):
+        parts = [s.sval for s in n.funcname if isinstance(s, ast.String)]
+        name = parts[-1].lower()
+        user_schema = len(parts) > 1 and parts[0] != "pg_catalog"
+        if user_schema or name not in NON_VOLATILE_FUNCTIONS:
+            calls.append(name)
     return calls

@@ -3,6 +3,7 @@ and remember what the plan created (statements on those objects carry no hazards
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -20,12 +21,21 @@ from deploy.hazards.index import (
     classify_reindex,
     classify_vacuum,
 )
-from deploy.hazards.model import ALL_KINDS, KINDS, TEMP_SCHEMA, Hazard, Key, PlanState, Result
+from deploy.hazards.model import (
+    ALL_KINDS,
+    KINDS,
+    TEMP_SCHEMA,
+    Findings,
+    Hazard,
+    Key,
+    PlanState,
+    Result,
+)
 from deploy.hazards.rename import classify_alter_enum, classify_rename, classify_set_schema
 from deploy.hazards.sequence import classify_alter_sequence, set_sequences
-from deploy.hazards.squawk import squawk_hazards
+from deploy.hazards.squawk import start_squawk_hazards
 from deploy.hazards.unverified import classify_unverified
-from deploy.statements import ParsedStatement, parse, walk
+from deploy.statements import ParsedStatement, find, parse
 
 # Statements whose rules are complete: squawk findings on them are not added.
 _DECIDED_NODES = (
@@ -62,22 +72,29 @@ _DECIDED_NODES = (
 def classify(sql: str, *, use_squawk: bool = True) -> list[Hazard]:
     """Hazards of a plan (body or whole file), ordered by line then kind, each text once.
     Raises StatementError when the SQL does not parse; squawk is skipped when not installed."""
-    parsed = parse(sql)
-    plan = PlanState(creates=[_creations(p.node) for p in parsed],
-                     transactional=[p.statement.transactional for p in parsed])
-    results = []
-    for index, p in enumerate(parsed):
-        result = Result()
-        _classify_statement(p, index, plan, result)
-        results.append(result)
+    # squawk (a process of its own) lints while the rules run here.
+    squawk = start_squawk_hazards(sql) if use_squawk and sql.strip() else None
+    try:
+        parsed = parse(sql)
+        results = _RESULTS.get(sql)
+        if results is None:
+            results = _rule_results(parsed)
+            if len(_RESULTS) >= _MEMO_TEXTS:
+                del _RESULTS[next(iter(_RESULTS))]
+            _RESULTS[sql] = results
+    except BaseException:
+        if squawk is not None:
+            with contextlib.suppress(Exception):  # the parse error is the one to report
+                squawk([], [])  # let it finish: no squawk process outlives the error
+        raise
 
     hazards = [
         Hazard(kind, names.clean(f"{kind} {phrase}"), p.statement.line)
         for p, result in zip(parsed, results, strict=True)
         for kind, phrase in result.found
     ]
-    if use_squawk and parsed:
-        hazards.extend(squawk_hazards(sql, parsed, results))
+    if squawk is not None:
+        hazards.extend(squawk(parsed, results))
 
     hazards.sort(key=lambda h: (h.line, KINDS.index(h.kind), h.text))
     seen: set[str] = set()
@@ -87,6 +104,28 @@ def classify(sql: str, *, use_squawk: bool = True) -> list[Hazard]:
             seen.add(hazard.text)
             unique.append(hazard)
     return unique
+
+
+# The rules' findings per text: the planner classifies a body twice (contract.split without
+# squawk, then the plan's hazards with it), and the findings depend on the text alone.
+# Kept compact (a 3000-statement body's Result objects were ~5 MB): most statements share
+# one empty finding and one of a few `decided` sets.
+_RESULTS: dict[str, list[Findings]] = {}
+_MEMO_TEXTS = 2
+
+
+def _rule_results(parsed: list[ParsedStatement]) -> list[Findings]:
+    """Every statement's rule findings, in order (each sees what the plan did before it)."""
+    plan = PlanState(creates=[_creations(p.node) for p in parsed],
+                     transactional=[p.statement.transactional for p in parsed])
+    shared: dict[frozenset[str], frozenset[str]] = {}
+    results = []
+    for index, p in enumerate(parsed):
+        result = Result()
+        _classify_statement(p, index, plan, result)
+        decided = frozenset(result.decided)
+        results.append(Findings(tuple(result.found), shared.setdefault(decided, decided)))
+    return results
 
 
 # One rule per statement kind; each sees the names as they stand before the statement.
@@ -122,6 +161,9 @@ _RULES: dict[type[ast.Node], Rule] = {
 }
 
 
+_DML_OR_CALL = (ast.FuncCall, *DML_NODES)
+
+
 def _classify_statement(p: ParsedStatement, index: int, plan: PlanState, out: Result) -> None:
     node = p.node
     if not p.statement.transactional:  # what ran before is committed: visible to everyone
@@ -133,10 +175,13 @@ def _classify_statement(p: ParsedStatement, index: int, plan: PlanState, out: Re
     rule = _RULES.get(type(node))
     if rule is not None:
         rule(p, index, plan, out)
-    if any(isinstance(n, DML_NODES) for n in walk(node)):
+    # One pass for what the DML and the call rules both look for.
+    found = find(node, _DML_OR_CALL)
+    calls = [n for n in found if isinstance(n, ast.FuncCall)]
+    if len(calls) < len(found):
         classify_dml(node, p.statement.sql, plan, out)
     # Then the statement's own creations count, and code it runs may have changed search_path.
-    classify_unverified(node, p.statement.sql, plan, out)
+    classify_unverified(node, p.statement.sql, plan, out, calls)
     _record_creations(node, plan)
 
 
@@ -184,8 +229,7 @@ def _view_key(node: ast.ViewStmt, plan: PlanState) -> tuple[str, str]:
     """A view on a temporary relation is itself temporary (the server says so in a NOTICE)."""
     key = names.created_relation(node.view, plan)
     if not node.view.schemaname and any(
-        isinstance(n, ast.RangeVar) and names.relation(n, plan)[0] == TEMP_SCHEMA
-        for n in walk(node.query)
+        names.relation(n, plan)[0] == TEMP_SCHEMA for n in find(node.query, ast.RangeVar)
     ):
         return (TEMP_SCHEMA, key[1])
     return key

@@ -12,16 +12,15 @@ from pglast import ast, enums
 
 from deploy.hazards import names
 from deploy.hazards.model import DELETES_DATA, UNVERIFIED, PlanState, Result
-from deploy.statements import walk
+from deploy.statements import find
 
 DML_NODES = (ast.DeleteStmt, ast.UpdateStmt, ast.InsertStmt, ast.MergeStmt)
 
 
 def classify_dml(node: ast.Node, sql: str, plan: PlanState, out: Result) -> None:
     """Hazards of every data-changing node in the statement's tree."""
-    stmt_label = names.label(sql)
-    for n in walk(node):
-        if not isinstance(n, DML_NODES) or n.relation is None:
+    for n in find(node, DML_NODES):
+        if n.relation is None:
             continue
         table = names.relation(n.relation, plan)
         if table in plan.relations:
@@ -34,15 +33,15 @@ def classify_dml(node: ast.Node, sql: str, plan: PlanState, out: Result) -> None
             if n.whereClause is None and not targets <= plan.columns.keys():
                 out.add(f"update {target} without WHERE (every row)", DELETES_DATA)
             else:  # a backfill of columns this plan added still fires the table's triggers
-                out.add(f"update {target}: {stmt_label}", UNVERIFIED)
+                out.add(f"update {target}: {names.label(sql)}", UNVERIFIED)
         elif isinstance(n, ast.InsertStmt):
-            out.add(f"insert into {target}: {stmt_label}", UNVERIFIED)
+            out.add(f"insert into {target}: {names.label(sql)}", UNVERIFIED)
         else:
             if any(isinstance(w, ast.MergeWhenClause)
                    and w.commandType == enums.CmdType.CMD_DELETE
                    for w in n.mergeWhenClauses or ()):
                 out.add(f"merge into {target} with DELETE", DELETES_DATA)
-            out.add(f"merge into {target}: {stmt_label}", UNVERIFIED)
+            out.add(f"merge into {target}: {names.label(sql)}", UNVERIFIED)
 
 
 def classify_truncate(node: ast.TruncateStmt, plan: PlanState, out: Result) -> None:

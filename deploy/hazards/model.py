@@ -4,7 +4,7 @@ classifier remembers while it reads a plan from top to bottom."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # annotations only: reading a plan's hazards and approvals parses nothing
     from pglast import ast
@@ -89,6 +89,13 @@ class PlanState:
         """Sequences a statement created (CREATE SEQUENCE, a named identity sequence)."""
         self.relations |= keys
         self.fresh_sequences |= keys
+
+
+class Findings(NamedTuple):
+    """A Result once its statement is done, compact and read only (kept per classified text)."""
+
+    found: tuple[tuple[str, str], ...]
+    decided: frozenset[str]
 
 
 @dataclass

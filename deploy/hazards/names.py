@@ -9,6 +9,7 @@ on a guess.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 
@@ -193,6 +194,7 @@ def summary(stmt_sql: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
+@functools.lru_cache(maxsize=4096)  # a plan body is classified more than once per plan
 def label(stmt_sql: str, limit: int = 80) -> str:
     """summary() plus, when it had to be cut, a short hash of the whole statement: two
     statements that start alike still need approvals of their own."""

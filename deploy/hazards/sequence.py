@@ -17,7 +17,7 @@ from pglast.parser import ParseError
 from deploy.hazards import names
 from deploy.hazards.alter_table import REPEATS, option_given
 from deploy.hazards.model import BACKWARD_INCOMPATIBLE, PlanState, Result
-from deploy.statements import walk
+from deploy.statements import find
 
 
 def classify_alter_sequence(node: ast.AlterSeqStmt, plan: PlanState, out: Result) -> None:
@@ -42,8 +42,8 @@ def sets_own_sequence(call: ast.FuncCall, plan: PlanState) -> bool:
 def set_sequences(node: ast.Node) -> list[ast.RangeVar]:
     """The sequences a query sets by name with [pg_catalog.]setval('<name>', …)."""
     found = []
-    for n in walk(node):
-        if isinstance(n, ast.FuncCall) and _is_setval(n) and n.args:
+    for n in find(node, ast.FuncCall):
+        if _is_setval(n) and n.args:
             target = _sequence_named(n.args[0])
             if target is not None:
                 found.append(target)

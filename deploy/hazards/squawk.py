@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from deploy.hazards.model import (
@@ -23,6 +23,7 @@ from deploy.hazards.model import (
     BLOCKS_WRITES,
     DELETES_DATA,
     TABLE_REWRITE,
+    Findings,
     Hazard,
     Result,
 )
@@ -93,13 +94,26 @@ def _squawk_path() -> str | None:
 def run_squawk(sql: str, rules: Collection[str] | None = None) -> list[dict] | None:
     """squawk's JSON findings for the SQL, or None when squawk is not installed or fails.
     With `rules`, only findings of those rules, each with rule_name, line and column only."""
+    return _collect(_launch(sql), sql, rules)
+
+
+def _launch(sql: str) -> _Launched | None:
+    """squawk started on `sql` (it runs while the caller goes on), or None without squawk."""
     path = _squawk_path()
     if path is None:
         return None
     command = [path, "--reporter", "json", "--stdin-filepath", "plan.sql"]
-    done = _run(command + ["--include", ",".join(_SQUAWK_OPT_IN)], sql)
+    return _Launched(command + ["--include", ",".join(_SQUAWK_OPT_IN)], sql, command)
+
+
+def _collect(launched: _Launched | None, sql: str,
+             rules: Collection[str] | None) -> list[dict] | None:
+    """The findings of a launched squawk (waiting for it), as run_squawk gives them."""
+    if launched is None:
+        return None
+    done = launched.wait()
     if done is not None and done.returncode == 2 and b"invalid rule name" in done.stderr:
-        done = _run(command, sql)  # an older squawk 2.x without those rules
+        done = _run(launched.fallback, sql)  # an older squawk 2.x without those rules
     if done is None:
         return None
     # squawk reports every statement a 3000-statement plan holds (~8000 findings, ~10 MB as
@@ -116,6 +130,47 @@ def run_squawk(sql: str, rules: Collection[str] | None = None) -> list[dict] | N
                     done.stderr.decode("utf-8", "replace").strip()[:200])
         return None
     return findings
+
+
+class _Launched:
+    """A squawk process reading the SQL from a file (no pipe to keep fed, so the caller need
+    not wait or run a thread: squawk lints meanwhile, and blocks only once its output pipe
+    is full, until wait() reads it)."""
+
+    def __init__(self, command: list[str], sql: str, fallback: list[str]) -> None:
+        self.fallback = fallback
+        # An empty working directory keeps a stray .squawk.toml from changing the hazards.
+        self._cwd = tempfile.TemporaryDirectory(prefix="squawk-")
+        self._process: subprocess.Popen[bytes] | None = None
+        self._error: Exception | None = None
+        try:
+            with open(Path(self._cwd.name) / "stdin.sql", "w+b") as stdin:
+                stdin.write(sql.encode("utf-8"))
+                stdin.seek(0)
+                self._process = subprocess.Popen(
+                    command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    cwd=self._cwd.name,
+                )
+        except OSError as exc:
+            self._error = exc
+            self._cwd.cleanup()
+
+    def wait(self) -> subprocess.CompletedProcess[bytes] | None:
+        """The finished process (None, logged, when it could not run or timed out)."""
+        process = self._process
+        if process is None:
+            log.warning("squawk skipped: %s", self._error)
+            return None
+        try:
+            stdout, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired as exc:
+            process.kill()
+            process.communicate()
+            log.warning("squawk skipped: %s", exc)
+            return None
+        finally:
+            self._cwd.cleanup()
+        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def _slim_finding(rules: Collection[str]) -> Callable[[dict], dict | None]:
@@ -144,10 +199,30 @@ def _run(command: list[str], sql: str) -> subprocess.CompletedProcess[bytes] | N
 
 
 def squawk_hazards(
-    sql: str, parsed: list[ParsedStatement], results: list[Result]
+    sql: str, parsed: list[ParsedStatement], results: Sequence[Result | Findings]
 ) -> list[Hazard]:
     """Mapped squawk findings on the kinds each statement's rules left undecided."""
-    findings = run_squawk(sql, SQUAWK_RULES)
+    return _mapped(sql, run_squawk(sql, SQUAWK_RULES), parsed, results)
+
+
+def start_squawk_hazards(
+    sql: str,
+) -> Callable[[list[ParsedStatement], Sequence[Result | Findings]], list[Hazard]]:
+    """Start squawk on `sql` now, in its own process: it lints while the caller parses and
+    classifies. The returned function waits for it and gives squawk_hazards' answer."""
+    launched = _launch(sql)
+
+    def finish(parsed: list[ParsedStatement], results: Sequence[Result | Findings]) -> list[Hazard]:
+        findings = _collect(launched, sql, SQUAWK_RULES)
+        if not parsed:  # nothing to pin a finding on (and the caller may only be waiting)
+            return []
+        return _mapped(sql, findings, parsed, results)
+
+    return finish
+
+
+def _mapped(sql: str, findings: list[dict] | None, parsed: list[ParsedStatement],
+            results: Sequence[Result | Findings]) -> list[Hazard]:
     if not findings:
         return []
     line_starts = [0]

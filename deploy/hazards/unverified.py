@@ -19,7 +19,7 @@ from deploy.hazards.alter_table import NON_VOLATILE_FUNCTIONS
 from deploy.hazards.dml import DML_NODES
 from deploy.hazards.model import UNVERIFIED, PlanState, Result
 from deploy.hazards.sequence import sets_own_sequence
-from deploy.statements import DEFAULT_SCHEMA, walk
+from deploy.statements import DEFAULT_SCHEMA, find
 
 # Statement kinds whose effect the rule modules model (DDL migra generates, and maintenance).
 MODELLED = (
@@ -77,67 +77,64 @@ SAFE_FUNCTIONS = NON_VOLATILE_FUNCTIONS - {"current_setting"} | {
 }
 
 
-def classify_unverified(node: ast.Node, sql: str, plan: PlanState, out: Result) -> None:
-    """UNVERIFIED hazards of one statement, and what it does to name resolution."""
-    stmt_label = names.label(sql)
+def classify_unverified(node: ast.Node, sql: str, plan: PlanState, out: Result,
+                        calls: list[ast.FuncCall] | None = None) -> None:
+    """UNVERIFIED hazards of one statement, and what it does to name resolution. `calls`:
+    the statement's FuncCall nodes in walk order, when the caller collected them already."""
     if isinstance(node, ast.DoStmt):
-        out.add(f"DO block: {stmt_label}", UNVERIFIED)
+        out.add(f"DO block: {names.label(sql)}", UNVERIFIED)
         plan.search_path_changed()
         return
     if isinstance(node, ast.CallStmt):
         name = names.qname(names.function_name(node.funccall.funcname, plan))
-        out.add(f"call {name}: {stmt_label}", UNVERIFIED)
+        out.add(f"call {name}: {names.label(sql)}", UNVERIFIED)
         plan.search_path_changed()
         return
     if isinstance(node, ast.CreateTableAsStmt):
-        _create_table_as(node, stmt_label, plan, out)
+        _create_table_as(node, sql, plan, out)
     elif isinstance(node, ast.SelectStmt):
         if node.intoClause is not None:
             target = names.qname(names.created_relation(node.intoClause.rel, plan))
-            out.add(f"select into {target}: {stmt_label}", UNVERIFIED)
+            out.add(f"select into {target}: {names.label(sql)}", UNVERIFIED)
         elif _reads_plan_views(node, plan):
-            out.add(f"query of a view this plan created: {stmt_label}", UNVERIFIED)
+            out.add(f"query of a view this plan created: {names.label(sql)}", UNVERIFIED)
     elif isinstance(node, ast.VariableSetStmt):
         if node.kind == enums.VariableSetKind.VAR_RESET_ALL or node.name == "search_path":
             plan.search_path_changed()
     elif isinstance(node, ast.CreateSchemaStmt):
         if node.schemaElts:  # CREATE SCHEMA … CREATE TABLE …: not read element by element
-            out.add(f"create schema with elements: {stmt_label}", UNVERIFIED)
+            out.add(f"create schema with elements: {names.label(sql)}", UNVERIFIED)
     elif not isinstance(node, MODELLED + DML_NODES):
         word = type(node).__name__.removesuffix("Stmt")
-        out.add(f"{word} statement: {stmt_label}", UNVERIFIED)
+        out.add(f"{word} statement: {names.label(sql)}", UNVERIFIED)
         plan.search_path_changed()
     if not isinstance(node, _DEFINITIONS):
-        _calls(node, stmt_label, plan, out)
+        _calls(node, sql, plan, out, find(node, ast.FuncCall) if calls is None else calls)
 
 
-def _create_table_as(node: ast.CreateTableAsStmt, stmt_label: str, plan: PlanState,
+def _create_table_as(node: ast.CreateTableAsStmt, sql: str, plan: PlanState,
                      out: Result) -> None:
     target = names.qname(names.created_relation(node.into.rel, plan))
     if node.objtype == enums.ObjectType.OBJECT_MATVIEW:
         # Reading tables changes nothing; functions and this plan's views may.
         if not node.into.skipData and _reads_plan_views(node.query, plan):
-            out.add(f"materialized view {target} runs a view this plan created: {stmt_label}",
-                    UNVERIFIED)
+            out.add(f"materialized view {target} runs a view this plan created: "
+                    f"{names.label(sql)}", UNVERIFIED)
         return
-    out.add(f"create table as {target}: {stmt_label}", UNVERIFIED)
+    out.add(f"create table as {target}: {names.label(sql)}", UNVERIFIED)
 
 
 def _reads_plan_views(node: ast.Node, plan: PlanState) -> bool:
-    return any(
-        isinstance(n, ast.RangeVar) and names.relation(n, plan) in plan.views
-        for n in walk(node)
-    )
+    return any(names.relation(n, plan) in plan.views for n in find(node, ast.RangeVar))
 
 
-def _calls(node: ast.Node, stmt_label: str, plan: PlanState, out: Result) -> None:
+def _calls(node: ast.Node, sql: str, plan: PlanState, out: Result,
+           calls: list[ast.FuncCall]) -> None:
     """Function calls the classifier cannot vouch for (a query's calls run now; a DDL
     expression's only matter when the function is this plan's own)."""
     query = isinstance(node, (ast.SelectStmt, ast.CreateTableAsStmt, *DML_NODES))
     seen: set[str] = set()
-    for n in walk(node):
-        if not isinstance(n, ast.FuncCall):
-            continue
+    for n in calls:
         parts = [s.sval for s in n.funcname if isinstance(s, ast.String)]
         builtin = len(parts) == 1 or parts[0] == "pg_catalog"
         key = names.function_name(n.funcname, plan)
@@ -151,5 +148,5 @@ def _calls(node: ast.Node, stmt_label: str, plan: PlanState, out: Result) -> Non
             name = names.qname(key) if not builtin or own else parts[-1]
             if name not in seen:
                 seen.add(name)
-                out.add(f"calls {name}(): {stmt_label}", UNVERIFIED)
+                out.add(f"calls {name}(): {names.label(sql)}", UNVERIFIED)
             plan.search_path_changed()

@@ -13,7 +13,7 @@ from pglast import ast
 
 from deploy.differ.context import DiffContext
 from deploy.differ.sqltext import parse_one
-from deploy.statements import qualified_name, walk
+from deploy.statements import find, qualified_name
 
 
 def apply(ctx: DiffContext, statements: list[str]) -> list[str]:
@@ -40,12 +40,17 @@ def reorder(statements: list[str]) -> list[str]:
     return [item[0] for item in items]
 
 
+# What a creation may depend on: relations, types (a column of a domain) and functions.
+_USED = (ast.RangeVar, ast.TypeName, ast.FuncCall)
+
+
 def _created_and_used(statement: str) -> tuple[tuple[str, ...] | None, set[tuple[str, ...]]]:
     node = parse_one(statement)
     if isinstance(node, ast.CreateStmt):
         made, parents = node.relation, [node]
     elif isinstance(node, ast.ViewStmt):
-        made, parents = node.view, list(walk(node.query))
+        # Every node under the query (walking each subtree again added nothing to the set).
+        made, parents = node.view, [node.query]
     elif isinstance(node, ast.AlterTableStmt):  # e.g. a CHECK calling a function
         made, parents = None, [node]
     elif isinstance(node, ast.CreateDomainStmt):
@@ -57,7 +62,7 @@ def _created_and_used(statement: str) -> tuple[tuple[str, ...] | None, set[tuple
     name = ("relation", made.schemaname or "public", made.relname) if made else None
     used: set[tuple[str, ...]] = set()
     for parent in parents:
-        for n in walk(parent):
+        for n in find(parent, _USED):
             if isinstance(n, ast.RangeVar) and n.relname and n is not made:
                 used.add(("relation", n.schemaname or "public", n.relname))
             elif isinstance(n, ast.TypeName):  # a column of a domain type
