@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,7 +18,7 @@ from deploy import contract as contract_split
 from deploy import desired as desired_state
 from deploy import target as target_db
 from deploy.config import Config
-from deploy.differ import diff
+from deploy.differ import Diff, Side, diff, read_side
 from deploy.errors import DeployError
 from deploy.fingerprint import (
     Description,
@@ -35,6 +36,7 @@ from deploy.plans import (
     render_plan,
 )
 from deploy.proof import (
+    Replay,
     connected,
     converge,
     describe_url,
@@ -171,10 +173,17 @@ def _plan_on_server(
         progress("building the desired schema from the models")
         desired_url = server.create_database("desired")
         desired_state.build(desired, desired_url)
+        desired_state.release_models(desired)  # the database stands for them from here on
         desired_desc = describe_url(desired_url, exclusions)
         desired_fp = fingerprint(desired_desc)
+        # The differ reads "empty", "base" and "desired" once for up to three diffs (models
+        # from empty, base to models, and the reverse): none of them changes below.
         with connected(empty_url) as empty_conn, connected(desired_url) as desired_conn:
-            from_empty = diff(empty_conn, desired_conn, exclusions)
+            desired_side = read_side(desired_conn, exclusions, desired_desc)
+            empty_side = read_side(empty_conn, exclusions,
+                                   base.description if empty_base else None)
+            from_empty = diff(empty_conn, desired_conn, exclusions,
+                              sides=(empty_side, desired_side))
         full_ddl = from_empty.sql
         if memo is not None:
             memo.save_desired(desired_desc, full_ddl)
@@ -182,10 +191,61 @@ def _plan_on_server(
 
         if base_fp == desired_fp and sql_file is None:
             return _up_to_date(config, desired_fp, desired_desc, full_ddl, check)
+        if empty_base:
+            base_side = empty_side
+        else:
+            with connected(base_url) as base_conn:
+                base_side = read_side(base_conn, exclusions, base.description)
+        # Handed over in a list the callee empties: these readings (~10 MB at 1000 tables)
+        # must be freed once the diffs are done, not when this frame returns.
+        readings = [base_side, desired_side]
+        del base_side, desired_side, empty_side
+        return _prove_and_write(
+            config, graph, desired, memo, server, base, readings, from_empty, full_ddl,
+            stale, desired_url, desired_desc, desired_fp, name=name, check=check,
+            sql_file=sql_file, online=online, contract=contract, progress=progress)
 
+
+def _prove_and_write(
+    config: Config,
+    graph: PlanGraph,
+    desired: desired_state.DesiredSchema,
+    memo: cache.Memo | None,
+    server: ScratchServer,
+    base: Replay,
+    readings: list[Side],
+    from_empty: Diff,
+    full_ddl: str,
+    stale: dict[Path, str],
+    desired_url: URL,
+    desired_desc: Description,
+    desired_fp: str,
+    *,
+    name: str | None,
+    check: bool,
+    sql_file: Path | None,
+    online: bool,
+    contract: bool,
+    progress: Progress,
+) -> PlanResult:
+    """make_plan once the models differ from the base: the plan's SQL (generated, or the
+    user's --sql-file), proven; its reverse, proven beside it; the files written."""
+    exclusions = config.exclusions
+    base_url, base_fp = base.url, fingerprint(base.description)
+    empty_base = not graph.chain
+    base_side, desired_side = readings
+    readings.clear()
+    plan_name = name or "schema change"
+    path = new_plan_path(config.plans_dir, plan_name)
+    early: reverse.Early | None = None
+    try:
         renamed: list[renames.Rename] = []
         if sql_file is not None:
             body = _read_sql_file(sql_file)
+            if not check:
+                early = _early_reverse(server, path, base, base_side, desired_side, renamed,
+                                       exclusions, progress)
+            del base_side, desired_side
             progress(f"verifying {sql_file} against the models")
             residual = prove(server, body, desired_desc, exclusions, str(sql_file))
             if residual:
@@ -207,11 +267,26 @@ def _plan_on_server(
                     server, base_url, desired_url, desired.renames, progress)
                 with connected(source_url) as base_conn, connected(desired_url) as desired_conn:
                     first = diff(base_conn, desired_conn, exclusions, online=online,
-                                 renamed=tuple(r.sql for r in renamed))
+                                 renamed=tuple(r.sql for r in renamed),
+                                 sides=(None if renamed else base_side, desired_side))
             del from_empty  # its statements live on in `first` or `full_ddl`
-            body = converge(
-                server, first, desired_url, desired_desc, exclusions, progress, online=online
-            )
+            # The forward proof runs in a thread: while the server executes the plan (one
+            # query per step, so the thread waits without Python's lock) this thread diffs
+            # the way back and classifies the plan (classify remembers its answer).
+            parse_statements(first.sql)  # both threads then find its trees parsed
+            proof_url = server.create_database("proof", template="base")
+            forward = _InThread(lambda: converge(
+                server, first, desired_url, desired_desc, exclusions, progress, online=online,
+                proof_url=proof_url))
+            try:
+                if not check:
+                    early = _early_reverse(server, path, base, base_side, desired_side,
+                                           renamed, exclusions, progress)
+                del base_side, desired_side  # migra's readings: ~10 MB at 1000 tables
+                if not first.unexpressed:
+                    classify(first.sql)
+            finally:
+                body = forward.result()
             del first
             expanded, split_notes = None, []
             if contract:
@@ -241,18 +316,12 @@ def _plan_on_server(
         forget_parse_trees()
         if check:
             return result
-        plan_name = name or "schema change"
-        path = new_plan_path(config.plans_dir, plan_name)
         header_body = render_plan(plan_name, base_fp, desired_fp, config.postgres, hazards, body,
                                   expanded=expanded)
-        # The way back is written with the plan, proven the same way (deploy/reverse.py).
-        # converge() landed its proof database on the models: the reverse is proven there
-        # instead of on a new copy of "desired" (seconds for a big schema); the base is as
-        # replay() described it.
-        reverses, reverse_note = reverse.files_for(
-            server, path, plan_name, base_fp, desired_fp, config.postgres, exclusions, progress,
-            to_db="desired", from_url=base_url, renamed=renamed,
-            landed="proof" if sql_file is None else None, from_desc=base.description)
+        # The way back is written with the plan, proven the same way (deploy/reverse.py),
+        # on its own copy of "desired" while the forward proof ran.
+        assert early is not None
+        reverses, reverse_note = early.files(plan_name, base_fp, desired_fp, config.postgres)
         result.notes += [reverse_note] if reverse_note else []
         write_files({path: header_body, **reverses, **stale})
         result.plan_path = path
@@ -266,6 +335,44 @@ def _plan_on_server(
             _record_proof(config, graph.chain, path, body, desired_desc,
                           [replace(h, line=h.line + shift) for h in hazards])
         return result
+    finally:
+        if early is not None:
+            early.close()
+
+
+class _InThread:
+    """A call running in its own thread; result() waits and returns it, or raises its
+    exception in the caller's thread."""
+
+    def __init__(self, call: Callable[[], str]) -> None:
+        self._value: str | None = None
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._value = call()
+            except BaseException as exc:  # noqa: BLE001 - re-raised by result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="forward-proof", daemon=True)
+        self._thread.start()
+
+    def result(self) -> str:
+        """The call's return value, once it has finished (its exception re-raised)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+
+def _early_reverse(server: ScratchServer, path: Path, base: Replay, base_side: Side,
+                   desired_side: Side, renamed: list[renames.Rename], exclusions: Exclusions,
+                   progress: Progress) -> reverse.Early:
+    """The reverse of the plan about to be proven (to "desired" back to the base), started
+    now: its diff shares the differ's readings, its proof runs beside the forward one."""
+    return reverse.Early(server, path, "desired", base.url, base.description, exclusions,
+                         progress, renamed=renamed, sides=(desired_side, base_side))
 
 
 def _two_parts(

@@ -191,15 +191,18 @@ def converge(
     progress: Progress,
     *,
     online: bool = True,
+    proof_url: URL | None = None,
 ) -> str:
     """Prove the diff on a copy of the base; add follow-up passes; refuse if it never lands.
 
     The SQL it returns landed: the scratch database "proof" is then at the models'
-    fingerprint (the planner proves the reverse there without describing it again)."""
+    fingerprint. `proof_url`: that copy, made by the caller (e.g. before other threads
+    connect to the base: a template copy waits while anyone is connected to it)."""
     if first.unexpressed:
         raise _not_converging(first.unexpressed, first.sql)
     statements = list(first.statements)
-    proof_url = server.create_database("proof", template="base")
+    if proof_url is None:
+        proof_url = server.create_database("proof", template="base")
     for round_number in range(1, _MAX_ROUNDS + 1):
         progress(f"proving the plan on a copy of the replayed schema (pass {round_number})")
         sql = _join(statements)

@@ -9,19 +9,23 @@ proven the same way: applied to a copy of the forward plan's `to`, it must land 
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deploy import hazards  # its rules load on first use (deploy/hazards/__init__.py)
 from deploy.config import Config
 from deploy.errors import DeployError
-from deploy.fingerprint import Description, Exclusions, fingerprint
+from deploy.fingerprint import Description, Difference, Exclusions, fingerprint
 from deploy.plans import Plan, parse_plan, render_plan
 
 if TYPE_CHECKING:  # the differ (migra) and scratch servers stay off the apply path
     from sqlalchemy.engine import URL
 
+    from deploy.differ import Side
     from deploy.renames import Rename
     from deploy.scratch import ScratchServer
 
@@ -93,9 +97,11 @@ def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclu
 
 
 def diff_back(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclusions, *,
-              renamed: Sequence[Rename] = ()) -> list[str]:
+              renamed: Sequence[Rename] = (),
+              sides: tuple[Side | None, Side | None] = (None, None)) -> list[str]:
     """The differ's statements from `to_db` back to `from_url` (generate's first step);
-    DeployError when it cannot express the way back or finds nothing."""
+    DeployError when it cannot express the way back or finds nothing. `sides`: the differ's
+    reading of `to_db` and `from_url` when the caller has it (deploy.differ.read_side)."""
     from deploy.differ import diff
     from deploy.proof import connected
     from deploy.renames import run_renames, undo
@@ -106,8 +112,10 @@ def diff_back(server: ScratchServer, to_db: str, from_url: URL, exclusions: Excl
     if back:
         source_url = server.create_database("reverse_proof_renamed", template=to_db)
         run_renames(source_url, back)
+        sides = (None, sides[1])  # the renamed copy is not `to_db`
     with connected(source_url) as to_conn, connected(from_url) as from_conn:
-        first = diff(to_conn, from_conn, exclusions, renamed=tuple(r.sql for r in back))
+        first = diff(to_conn, from_conn, exclusions, renamed=tuple(r.sql for r in back),
+                     sides=sides)
     if back:
         server.drop_database("reverse_proof_renamed")
     if first.unexpressed:
@@ -120,28 +128,32 @@ def diff_back(server: ScratchServer, to_db: str, from_url: URL, exclusions: Excl
 
 def prove_back(server: ScratchServer, statements: list[str], to_db: str, from_url: URL,
                from_desc: Description | None, exclusions: Exclusions, progress: Progress,
-               proof_name: str = "reverse_proof", *, landed: str | None = None) -> str:
+               proof_name: str = "reverse_proof", *, landed: str | None = None,
+               first_pass: FirstPass | None = None) -> str:
     """Prove diff_back's `statements` on a copy of `to_db` (pass 1 on `landed`, see
     generate) until they land on `from_url`'s schema (`from_desc`, described here when
-    None); the SQL, or DeployError."""
+    None); the SQL, or DeployError. `first_pass`: pass 1, already run (Early)."""
     from deploy.differ import diff
-    from deploy.proof import GeneratedSQLFailed, apply_and_compare, connected, describe_url
+    from deploy.proof import connected, describe_url
 
     statements = list(statements)
     if from_desc is None:
         from_desc = describe_url(from_url, exclusions)
     for round_number in range(1, _MAX_ROUNDS + 1):
-        progress(f"proving the reverse on a copy of the new schema (pass {round_number})")
-        if landed is not None and round_number == 1:
-            copy, proof_url = landed, server.url(server.database_name(landed))
+        if first_pass is not None and round_number == 1:
+            copy, proof_url = first_pass.copy, first_pass.url
         else:
-            copy, proof_url = proof_name, server.create_database(proof_name, template=to_db)
+            progress(f"proving the reverse on a copy of the new schema (pass {round_number})")
+            if landed is not None and round_number == 1:
+                copy, proof_url = landed, server.url(server.database_name(landed))
+            else:
+                copy, proof_url = proof_name, server.create_database(proof_name, template=to_db)
         try:
             sql = "\n\n".join(statements) + "\n"
-            try:
-                residual = apply_and_compare(proof_url, sql, from_desc, exclusions)
-            except GeneratedSQLFailed as exc:  # its advice is about plans: say it of a reverse
-                raise DeployError(f"The differ's SQL for the way back {exc.cause}") from None
+            if first_pass is not None and round_number == 1:
+                residual = first_pass.outcome()
+            else:
+                residual = _run_pass(proof_url, sql, from_desc, exclusions)
             if not residual:
                 return sql
             with connected(proof_url) as proof_conn, connected(from_url) as from_conn:
@@ -152,6 +164,106 @@ def prove_back(server: ScratchServer, statements: list[str], to_db: str, from_ur
             break
         statements += follow_up.statements
     raise DeployError("The generated reverse SQL does not land exactly on the plan's 'from'.")
+
+
+def _run_pass(proof_url: URL, sql: str, from_desc: Description,
+              exclusions: Exclusions) -> list[Difference]:
+    """One proof pass of reverse SQL: what still differs from `from_desc` after it ran."""
+    from deploy.proof import GeneratedSQLFailed, apply_and_compare
+
+    try:
+        return apply_and_compare(proof_url, sql, from_desc, exclusions)
+    except GeneratedSQLFailed as exc:  # its advice is about plans: say it of a reverse
+        raise DeployError(f"The differ's SQL for the way back {exc.cause}") from None
+
+
+@dataclass
+class FirstPass:
+    """Pass 1 of a reverse's proof, running in a thread on its own copy of `to_db`."""
+
+    copy: str
+    url: URL
+    thread: threading.Thread
+    residual: list[Difference] | None = None
+    error: BaseException | None = None
+
+    def outcome(self) -> list[Difference]:
+        """Wait for the pass; its residual, or the DeployError it raised."""
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.residual or []
+
+
+class Early:
+    """The way back of a plan being written, started before the forward proof: its diff
+    right away (while the differ's reading of both databases can be shared, see
+    deploy.differ.Side), the first pass of its proof in a thread on its own copy of
+    `to_db`, so that the server runs both proofs at once (on two cores; the proofs send
+    each step as one query, so the thread waits on the server, not on Python's lock).
+    files() finishes it exactly as files_for() would have; close() always waits for it."""
+
+    def __init__(self, server: ScratchServer, plan_path: Path, to_db: str, from_url: URL,
+                 from_desc: Description, exclusions: Exclusions, progress: Progress, *,
+                 renamed: Sequence[Rename] = (),
+                 sides: tuple[Side | None, Side | None] = (None, None)) -> None:
+        self._server, self._path, self._to_db, self._from_url = server, plan_path, to_db, from_url
+        self._from_desc, self._exclusions, self._progress = from_desc, exclusions, progress
+        self._statements: list[str] = []
+        self._error: DeployError | None = None
+        self._first: FirstPass | None = None
+        progress(f"generating the reverse of {plan_path.name}")
+        try:
+            self._statements = diff_back(server, to_db, from_url, exclusions, renamed=renamed,
+                                         sides=sides)
+        except DeployError as exc:
+            self._error = exc
+            return
+        progress("proving the reverse on a copy of the new schema (pass 1)")
+        # The copy is made before the thread starts: a template copy fails while anything
+        # else is connected to the template, and the forward proof connects to "desired".
+        url = server.create_database("reverse_proof", template=to_db)
+        sql = "\n\n".join(self._statements) + "\n"
+        first = FirstPass("reverse_proof", url, threading.Thread(
+            target=lambda: self._run_first(first, sql), name="reverse-proof", daemon=True))
+        self._first = first
+        first.thread.start()
+
+    def _run_first(self, first: FirstPass, sql: str) -> None:
+        try:
+            first.residual = _run_pass(first.url, sql, self._from_desc, self._exclusions)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by outcome()
+            first.error = exc
+
+    def files(self, plan_name: str, from_fp: str, to_fp: str,
+              postgres: int) -> tuple[dict[Path, str], str | None]:
+        """The reverse file to write ({} and a note when none could be made), as files_for."""
+        try:
+            if self._error is not None:
+                raise self._error
+            body = prove_back(self._server, self._statements, self._to_db, self._from_url,
+                              self._from_desc, self._exclusions, self._progress,
+                              first_pass=self._first)
+        except DeployError as exc:
+            return {}, _no_reverse_note(self._path, exc)
+        finally:
+            self._first = None
+        text = render_reverse(plan_name, self._path.name, to_fp, from_fp, postgres, body)
+        return {reverse_path(self._path): text}, None
+
+    def close(self) -> None:
+        """Wait for the thread and drop its copy (when files() did not run)."""
+        first, self._first = self._first, None
+        if first is not None:
+            first.thread.join()
+            with contextlib.suppress(Exception):
+                self._server.drop_database(first.copy)
+
+
+def _no_reverse_note(plan_path: Path, exc: DeployError) -> str:
+    return (f"No reverse was written for {plan_path.name}: {exc.message} Write the SQL "
+            f"that takes 'to' back to 'from' into {reverse_path(plan_path)} (same header "
+            "with 'from' and 'to' swapped); `invoke check` proves it.")
 
 
 def prove(server: ScratchServer, reverse: Plan, to_db: str, from_desc: Description,
@@ -192,9 +304,7 @@ def files_for(server: ScratchServer, plan_path: Path, plan_name: str, from_fp: s
         body = generate(server, to_db, from_url, exclusions, progress, renamed=renamed,
                         landed=landed, from_desc=from_desc)
     except DeployError as exc:
-        return {}, (f"No reverse was written for {plan_path.name}: {exc.message} Write the SQL "
-                    f"that takes 'to' back to 'from' into {reverse_path(plan_path)} (same header "
-                    "with 'from' and 'to' swapped); `invoke check` proves it.")
+        return {}, _no_reverse_note(plan_path, exc)
     text = render_reverse(plan_name, plan_path.name, to_fp, from_fp, postgres, body)
     return {reverse_path(plan_path): text}, None
 

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection
 
 from deploy.differ.context import DiffContext
-from deploy.differ.migra_adapter import migra_statements
+from deploy.differ.migra_adapter import inspect_schema, migra_statements
 from deploy.differ.repairs import REPAIRS
 from deploy.differ.sqltext import parse_memo
 from deploy.fingerprint import (
     NOTHING_EXCLUDED,
+    Description,
     Difference,
     Exclusions,
     compare,
@@ -47,6 +48,23 @@ class Diff:
         )
 
 
+@dataclass(frozen=True)
+class Side:
+    """One database as the differ reads it (migra's inspector and the fingerprint's
+    description), read once for several diffs. Valid only while that database is unchanged."""
+
+    inspector: object
+    description: Description
+
+
+def read_side(conn: Connection, exclusions: Exclusions = NOTHING_EXCLUDED,
+              description: Description | None = None) -> Side:
+    """What diff() reads of the database behind `conn`; `description` when the caller has it."""
+    if description is None:
+        description = describe(conn, exclusions)
+    return Side(inspect_schema(conn, exclusions), description)
+
+
 def diff(
     source: Connection,
     target: Connection,
@@ -54,6 +72,7 @@ def diff(
     *,
     online: bool = True,
     renamed: tuple[str, ...] = (),
+    sides: tuple[Side | None, Side | None] = (None, None),
 ) -> Diff:
     """Return what takes the schema behind `source` to the one behind `target`.
 
@@ -61,14 +80,18 @@ def diff(
     through every repair in `REPAIRS`, in order. `online` picks the forms that do not block
     writers for tables that exist in `source` (repairs/online.py). `renamed`: statements
     already run on `source` (a renamed copy of the real source), put first in the result.
+    `sides`: read_side() of source and target, for databases diffed more than once.
     """
-    statements = migra_statements(source, target, exclusions)
+    before, after = sides
+    statements = migra_statements(
+        source, target, exclusions,
+        (before.inspector if before else None, after.inspector if after else None))
     ctx = DiffContext(
         source=source,
         target=target,
         exclusions=exclusions,
-        before=describe(source, exclusions),
-        after=describe(target, exclusions),
+        before=before.description if before else describe(source, exclusions),
+        after=after.description if after else describe(target, exclusions),
         online=online,
         renamed=tuple(renamed),
     )

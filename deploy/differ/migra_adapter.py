@@ -14,17 +14,40 @@ from sqlalchemy import Connection
 from deploy.fingerprint import Exclusions
 
 
-def migra_statements(source: Connection, target: Connection, exclusions: Exclusions) -> list[str]:
-    """migra's statements (drops included; safety lives in hazards), exclusions removed."""
+def _migra() -> type:
     with warnings.catch_warnings(), frames_only_stack():
         # schemainspect imports pkg_resources, which warns on every import.
         warnings.simplefilter("ignore")
         from migra import Migration
     _quote_enum_labels()
+    return Migration
+
+
+def inspect_schema(conn: Connection, exclusions: Exclusions) -> object:
+    """migra's reading of the database behind `conn` (a schemainspect inspector), exclusions
+    removed: what migra_statements reads of one side, for a caller that diffs the same
+    unchanged database more than once."""
+    _migra()
+    from schemainspect import get_inspector
 
     exclude_schema = exclusions.schemas[0] if exclusions.schemas else None
-    migration = Migration(
-        source, target, exclude_schema=exclude_schema, ignore_extension_versions=True
+    inspector = get_inspector(conn, exclude_schema=exclude_schema)
+    _drop_excluded(inspector, exclusions)
+    end_read_transactions(conn)
+    return inspector
+
+
+def migra_statements(source: Connection, target: Connection, exclusions: Exclusions,
+                     inspected: tuple[object | None, object | None] = (None, None)
+                     ) -> list[str]:
+    """migra's statements (drops included; safety lives in hazards), exclusions removed.
+    `inspected`: inspect_schema() of source and target when the caller has them."""
+    migration_class = _migra()
+    exclude_schema = exclusions.schemas[0] if exclusions.schemas else None
+    migration = migration_class(
+        inspected[0] if inspected[0] is not None else source,
+        inspected[1] if inspected[1] is not None else target,
+        exclude_schema=exclude_schema, ignore_extension_versions=True,
     )
     for inspector in (migration.changes.i_from, migration.changes.i_target):
         _drop_excluded(inspector, exclusions)
