@@ -5,9 +5,10 @@ from __future__ import annotations
 import gc
 import importlib
 import sys
+import threading
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -228,36 +229,107 @@ def _as_if_connected(dialect: object, major: int) -> None:
         setattr(dialect, name, value)
 
 
-def build(desired: DesiredSchema, url: object) -> None:
+def build(desired: DesiredSchema, url: object, *, release: bool = False) -> None:
     """Create the desired schema in the (empty) database at `url`, in one transaction.
 
     The models' DDL goes to the server as one script, compiled once (shared with the cache
-    key); models whose DDL is not plain (a listener inserts or queries, or needs a live
-    connection), and a script PostgreSQL rejects, are built by `create_all` instead, which
-    runs statement by statement and names the failing one."""
+    key); a script PostgreSQL rejects runs again statement by statement, which names the
+    failing one. Models whose DDL is not plain (a listener inserts or queries, or needs a
+    live connection) are built by `create_all`. `release`: let the models go
+    (release_models) once they are no longer needed - while the server runs the script."""
     conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
     try:
-        script = _models_script(desired, conn)
-        if script is not None:
+        statements = _models_statements(desired, conn)
+        if statements is not None:
             with conn.cursor() as cur:
                 for extension in desired.extensions:
                     _run(cur, f'CREATE EXTENSION IF NOT EXISTS "{extension}"',
                          f"extension {extension}")
-                if _ran(cur, script):
-                    _run_sql_files(cur, desired)
-                    conn.commit()
-                    return
-            # The empty database again: create_all starts over (and reports a lost server).
-            with suppress(psycopg2.Error):
-                conn.rollback()
+                # A statement may end in a -- comment: the separator starts on its own line.
+                script = "\n;\n".join(statements)
+                if release:
+                    # The server works, the GIL is free: freeing the models costs no time.
+                    sent = _beside(lambda: _ran(cur, script), lambda: release_models(desired))
+                else:
+                    sent = _ran(cur, script)
+            if not sent:
+                _rollback(conn)
+                with conn.cursor() as cur:
+                    for extension in desired.extensions:
+                        _run(cur, f'CREATE EXTENSION IF NOT EXISTS "{extension}"',
+                             f"extension {extension}")
+                    for statement in statements:
+                        _one_statement(cur, statement)
+            with conn.cursor() as cur:
+                _run_sql_files(cur, desired)
+            conn.commit()
+            return
     finally:
         conn.close()
     _build_with_create_all(desired, url)
+    if release:
+        release_models(desired)
 
 
-def _models_script(desired: DesiredSchema, conn: psycopg2.extensions.connection) -> str | None:
-    """The compiled models' DDL as one script for this server, or None when only create_all
-    can build them (see build)."""
+def _beside(main: Callable[[], bool], other: Callable[[], None]) -> bool:
+    """main() in a thread while other() runs here; main's answer (its exception re-raised)."""
+    answer: list[bool] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            answer.append(main())
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the caller
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="build-script", daemon=True)
+    thread.start()
+    try:
+        other()
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
+    return answer[0]
+
+
+def _rollback(conn: psycopg2.extensions.connection) -> None:
+    try:
+        conn.rollback()
+    except psycopg2.Error as exc:  # the server went away: say so, as create_all would
+        raise DeployError(
+            f"The scratch server failed while building the desired schema: {str(exc).strip()}. "
+            "Run the same command again."
+        ) from None
+
+
+def _one_statement(cur: object, statement: str) -> None:
+    """One compiled statement of the models, as SQLAlchemy's create_all sends it; a
+    statement PostgreSQL rejects is a DeployError that shows it."""
+    try:
+        cur.execute(statement, {})  # type: ignore[attr-defined]
+    except psycopg2.Error as exc:
+        shown = statement.replace("%%", "%")
+        raise DeployError(
+            f"PostgreSQL rejected the models' DDL: {str(exc).strip()}. Fix the model "
+            "definitions (the failing statement is shown below) and run again.",
+            details=shown,
+        ) from None
+    except (ValueError, TypeError, LookupError):  # psycopg2 could not format it: send it as is
+        try:
+            cur.execute(statement.replace("%%", "%"))  # type: ignore[attr-defined]
+        except psycopg2.Error as exc:
+            raise DeployError(
+                f"PostgreSQL rejected the models' DDL: {str(exc).strip()}. Fix the model "
+                "definitions (the failing statement is shown below) and run again.",
+                details=statement.replace("%%", "%"),
+            ) from None
+
+
+def _models_statements(desired: DesiredSchema,
+                       conn: psycopg2.extensions.connection) -> tuple[str, ...] | None:
+    """The compiled models' DDL for this server, or None when only create_all can build
+    them (see build)."""
     with conn.cursor() as cur:
         cur.execute("SELECT current_setting('server_version_num')::int / 10000, "
                     "current_setting('standard_conforming_strings'), "
@@ -272,8 +344,7 @@ def _models_script(desired: DesiredSchema, conn: psycopg2.extensions.connection)
         return None
     if not compiled.plain or not compiled.statements:
         return None
-    # A statement may end in a -- comment: the separator starts on a line of its own.
-    return "\n;\n".join(compiled.statements)
+    return compiled.statements
 
 
 def _ran(cur: object, script: str) -> bool:

@@ -172,8 +172,8 @@ def _plan_on_server(
         empty_url = base_url if empty_base else server.create_database("empty")
         progress("building the desired schema from the models")
         desired_url = server.create_database("desired")
-        desired_state.build(desired, desired_url)
-        desired_state.release_models(desired)  # the database stands for them from here on
+        # The database stands for the models from here on: they are let go while it builds.
+        desired_state.build(desired, desired_url, release=True)
         desired_desc = describe_url(desired_url, exclusions)
         desired_fp = fingerprint(desired_desc)
         # The differ reads "empty", "base" and "desired" once for up to three diffs (models
