@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import psycopg2
 from pglast import ast, enums
@@ -19,6 +20,7 @@ from deploy import desired as desired_state
 from deploy import target as target_db
 from deploy.config import Config
 from deploy.differ import Diff, Side, diff, read_side
+from deploy.differ.migra_adapter import inspect_schema
 from deploy.errors import DeployError
 from deploy.fingerprint import (
     Description,
@@ -49,6 +51,7 @@ from deploy.statements import forget_all as forget_parse_trees
 from deploy.statements import parse as parse_statements
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -174,12 +177,19 @@ def _plan_on_server(
         desired_url = server.create_database("desired")
         # The database stands for the models from here on: they are let go while it builds.
         desired_state.build(desired, desired_url, release=True)
-        desired_desc = describe_url(desired_url, exclusions)
-        desired_fp = fingerprint(desired_desc)
         # The differ reads "empty", "base" and "desired" once for up to three diffs (models
-        # from empty, base to models, and the reverse): none of them changes below.
+        # from empty, base to models, and the reverse): none of them changes below. The
+        # fingerprint's reading of "desired" runs beside migra's (each waits on the server
+        # part of the time).
+        described = _InThread(lambda: describe_url(desired_url, exclusions), "describe")
         with connected(empty_url) as empty_conn, connected(desired_url) as desired_conn:
-            desired_side = read_side(desired_conn, exclusions, desired_desc)
+            try:
+                inspected = inspect_schema(desired_conn, exclusions)
+            finally:
+                desired_desc = described.result()
+            desired_fp = fingerprint(desired_desc)
+            desired_side = Side(inspected, desired_desc)
+            del inspected
             empty_side = read_side(empty_conn, exclusions,
                                    base.description if empty_base else None)
             from_empty = diff(empty_conn, desired_conn, exclusions,
@@ -277,7 +287,7 @@ def _prove_and_write(
             proof_url = server.create_database("proof", template="base")
             forward = _InThread(lambda: converge(
                 server, first, desired_url, desired_desc, exclusions, progress, online=online,
-                proof_url=proof_url))
+                proof_url=proof_url), "forward-proof")
             try:
                 if not check:
                     early = _early_reverse(server, path, base, base_side, desired_side,
@@ -285,6 +295,8 @@ def _prove_and_write(
                 del base_side, desired_side  # migra's readings: ~10 MB at 1000 tables
                 if not first.unexpressed:
                     classify(first.sql)
+                if early is not None:
+                    early.classify_ahead()
             finally:
                 body = forward.result()
             del first
@@ -340,12 +352,12 @@ def _prove_and_write(
             early.close()
 
 
-class _InThread:
+class _InThread(Generic[T]):
     """A call running in its own thread; result() waits and returns it, or raises its
     exception in the caller's thread."""
 
-    def __init__(self, call: Callable[[], str]) -> None:
-        self._value: str | None = None
+    def __init__(self, call: Callable[[], T], name: str) -> None:
+        self._value: T | None = None
         self._error: BaseException | None = None
 
         def run() -> None:
@@ -354,10 +366,10 @@ class _InThread:
             except BaseException as exc:  # noqa: BLE001 - re-raised by result()
                 self._error = exc
 
-        self._thread = threading.Thread(target=run, name="forward-proof", daemon=True)
+        self._thread = threading.Thread(target=run, name=name, daemon=True)
         self._thread.start()
 
-    def result(self) -> str:
+    def result(self) -> T:
         """The call's return value, once it has finished (its exception re-raised)."""
         self._thread.join()
         if self._error is not None:

@@ -21,6 +21,7 @@ from deploy.config import Config
 from deploy.errors import DeployError
 from deploy.fingerprint import Description, Difference, Exclusions, fingerprint
 from deploy.plans import Plan, parse_plan, render_plan
+from deploy.statements import parse as parse_statements
 
 if TYPE_CHECKING:  # the differ (migra) and scratch servers stay off the apply path
     from sqlalchemy.engine import URL
@@ -212,6 +213,7 @@ class Early:
         self._statements: list[str] = []
         self._error: DeployError | None = None
         self._first: FirstPass | None = None
+        self.sql = ""
         progress(f"generating the reverse of {plan_path.name}")
         try:
             self._statements = diff_back(server, to_db, from_url, exclusions, renamed=renamed,
@@ -223,7 +225,9 @@ class Early:
         # The copy is made before the thread starts: a template copy fails while anything
         # else is connected to the template, and the forward proof connects to "desired".
         url = server.create_database("reverse_proof", template=to_db)
-        sql = "\n\n".join(self._statements) + "\n"
+        self.sql = sql = "\n\n".join(self._statements) + "\n"
+        with contextlib.suppress(Exception):  # parsed here (remembered), the thread only waits
+            parse_statements(sql)  # on the server; a parse error is the proof's to report
         first = FirstPass("reverse_proof", url, threading.Thread(
             target=lambda: self._run_first(first, sql), name="reverse-proof", daemon=True))
         self._first = first
@@ -234,6 +238,15 @@ class Early:
             first.residual = _run_pass(first.url, sql, self._from_desc, self._exclusions)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread by outcome()
             first.error = exc
+            return
+
+
+    def classify_ahead(self) -> None:
+        """Classify the reverse's SQL now (hazards remembers it), while the server proves:
+        its file shows its hazards."""
+        if self._first is not None:
+            with contextlib.suppress(Exception):  # files() classifies again and reports
+                hazards.classify(self.sql)
 
     def files(self, plan_name: str, from_fp: str, to_fp: str,
               postgres: int) -> tuple[dict[Path, str], str | None]:
