@@ -214,7 +214,7 @@ def _run_check(
     if known is not None:
         head_state = _from_cache(config, graph, checks, known, result)
     else:
-        with start as server, ThreadPoolExecutor(1) as pool:
+        with start as server, ThreadPoolExecutor(2) as pool:
             # New plans, same models: a cached state of the models that is the head is all
             # the models check needs (it is what a build would find).
             cached_models = (memo.models_at(graph.head)
@@ -228,6 +228,14 @@ def _run_check(
                                      progress, unreadable)
             if memo is not None and head_state is not None and not unreadable:
                 memo.save_head(head_state[1])
+            # The ways back (deploy/reverse.py), once the chain lands, are proven beside the
+            # models check: on their own copy of the replayed head (the models check still
+            # reads it), consumed by the proof of the newest plan's reverse.
+            ways_back = None
+            if head_state is not None:
+                server.create_database("reverse_head", template="base")
+                ways_back = pool.submit(reverse.check_all, server, graph.chain, exclusions,
+                                        progress, head_db="reverse_head")
             cached = cached_models if head_state else None
             if cached is not None:
                 result.models = cached.fingerprint
@@ -239,12 +247,9 @@ def _run_check(
                                               exclusions, result, progress)
                 if memo is not None and models is not None:
                     memo.save_desired(*models)
-            if head_state is not None:  # the ways back (deploy/reverse.py), once the chain lands
+            if ways_back is not None:
                 before = len(result.findings)
-                # Last use of the server: the replayed head may be consumed by the proof of
-                # the newest plan's reverse (no second replay of the chain, no copy).
-                reverse.add_to_check(config, server, graph.chain, result, progress,
-                                     head_db="base")
+                reverse.record_in_check(result, *ways_back.result())
                 if memo is not None and len(result.findings) == before:
                     cache.store_payload("reverses", reverses_key, "proven")
     if unreadable:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -26,6 +27,8 @@ from deploy.output import (  # noqa: F401
 )
 
 FORMATS = ("text", "json")
+
+_WRITING = threading.Lock()
 
 _COLOURS = {"red": "31", "green": "32", "yellow": "33", "bold": "1", "dim": "2"}
 
@@ -75,7 +78,11 @@ class Output:
         """Print a line; a reader that went away (`| head -1`) silences the stream instead
         of ending the task, so the task still finishes and keeps its exit code."""
         try:
-            print(line, file=stream, flush=True)
+            # One write per line, under a lock: plan and check report progress from more than
+            # one thread, and print()'s separate writes of text and newline would interleave.
+            with _WRITING:
+                stream.write(line + "\n")
+                stream.flush()
         except BrokenPipeError:
             cli.silence(stream)
 

@@ -412,15 +412,14 @@ def check_all(server: ScratchServer, chain: list[Plan], exclusions: Exclusions,
     return problems, notes
 
 
-def add_to_check(config: Config, server: ScratchServer, chain: list[Plan], result: object,
-                 progress: Progress, *, head_db: str | None = None) -> None:
-    """Record in a `check` result: reverses that do not land (errors) and plans without a
-    reverse (notes). Unapproved reverse hazards are not findings: the reverse files show them
-    to the reviewer, and `rollback` refuses them (exit 3) when it would run them."""
+def record_in_check(result: object, problems: list[str], notes: list[str]) -> None:
+    """Record check_all's (problems, notes) in a `check` result: reverses that do not land
+    are errors, plans without a reverse are notes. Unapproved reverse hazards are not
+    findings: the reverse files show them to the reviewer, and `rollback` refuses them
+    (exit 3) when it would run them."""
     from deploy import errors
     from deploy.checker import Finding
 
-    problems, notes = check_all(server, chain, config.exclusions, progress, head_db=head_db)
     for problem in problems:
         result.add(Finding(errors.ERROR, "reverse", "Reverse plan does not land",  # type: ignore[attr-defined]
                            problem))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import time
 
 import pytest
 
@@ -146,3 +148,29 @@ def test_the_status_endpoint_serves_the_status_document_and_appends_no_summary(
     assert document["version"] == 1 and document["command"] == "status"
     assert document["state"] == "pending" and document["exit_code"] == errors.PENDING
     assert not summary.exists()  # a server is no CI step: it used to append a summary
+
+
+def test_progress_lines_from_many_threads_never_interleave():
+    """plan and check report progress from threads (proofs run side by side): each line is
+    written whole, with its newline."""
+    import io
+    import threading
+
+    from deploy.report import Output
+
+    class Slow(io.StringIO):
+        def write(self, text: str) -> int:  # give other threads every chance to cut in
+            time.sleep(0)
+            return super().write(text)
+
+    err = Slow()
+    output = Output("text", out=io.StringIO(), err=err)
+    threads = [threading.Thread(target=lambda n=n: [output.progress(f"thread {n} line {i}")
+                                                     for i in range(200)]) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 800
+    assert all(re.fullmatch(r"\[\s*[\d.]+s\] thread \d line \d+", line) for line in lines)
