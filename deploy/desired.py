@@ -229,14 +229,16 @@ def _as_if_connected(dialect: object, major: int) -> None:
         setattr(dialect, name, value)
 
 
-def build(desired: DesiredSchema, url: object, *, release: bool = False) -> None:
+def build(desired: DesiredSchema, url: object, *, release: bool = False,
+          meanwhile: Callable[[], object] | None = None) -> None:
     """Create the desired schema in the (empty) database at `url`, in one transaction.
 
     The models' DDL goes to the server as one script, compiled once (shared with the cache
     key); a script PostgreSQL rejects runs again statement by statement, which names the
     failing one. Models whose DDL is not plain (a listener inserts or queries, or needs a
     live connection) are built by `create_all`. `release`: let the models go
-    (release_models) once they are no longer needed - while the server runs the script."""
+    (release_models) once they are no longer needed - while the server runs the script.
+    `meanwhile`: more Python work for that wait (it runs once, whatever path the build takes)."""
     conn = psycopg2.connect(**urls.psycopg2_dsn(url))  # type: ignore[arg-type]
     try:
         statements = _models_statements(desired, conn)
@@ -247,11 +249,11 @@ def build(desired: DesiredSchema, url: object, *, release: bool = False) -> None
                          f"extension {extension}")
                 # A statement may end in a -- comment: the separator starts on its own line.
                 script = "\n;\n".join(statements)
-                if release:
-                    # The server works, the GIL is free: freeing the models costs no time.
-                    sent = _beside(lambda: _ran(cur, script), lambda: release_models(desired))
-                else:
-                    sent = _ran(cur, script)
+                # The server works, the GIL is free: freeing the models costs no time.
+                sent = _beside(lambda: _ran(cur, script),
+                               lambda: _while_building(desired, release, meanwhile))
+                release = False
+                meanwhile = None
             if not sent:
                 _rollback(conn)
                 with conn.cursor() as cur:
@@ -267,8 +269,15 @@ def build(desired: DesiredSchema, url: object, *, release: bool = False) -> None
     finally:
         conn.close()
     _build_with_create_all(desired, url)
+    _while_building(desired, release, meanwhile)
+
+
+def _while_building(desired: DesiredSchema, release: bool,
+                    meanwhile: Callable[[], object] | None) -> None:
     if release:
         release_models(desired)
+    if meanwhile is not None:
+        meanwhile()
 
 
 def _beside(main: Callable[[], bool], other: Callable[[], None]) -> bool:

@@ -21,6 +21,7 @@ from deploy import target as target_db
 from deploy.config import Config
 from deploy.differ import Diff, Side, diff, read_side
 from deploy.differ.migra_adapter import inspect_schema
+from deploy.differ.migra_adapter import load as load_migra
 from deploy.errors import DeployError
 from deploy.fingerprint import (
     Description,
@@ -176,7 +177,8 @@ def _plan_on_server(
         progress("building the desired schema from the models")
         desired_url = server.create_database("desired")
         # The database stands for the models from here on: they are let go while it builds.
-        desired_state.build(desired, desired_url, release=True)
+        # And migra is imported meanwhile: the first diff needs it next.
+        desired_state.build(desired, desired_url, release=True, meanwhile=load_migra)
         # The differ reads "empty", "base" and "desired" once for up to three diffs (models
         # from empty, base to models, and the reverse): none of them changes below. The
         # fingerprint's reading of "desired" runs beside migra's (each waits on the server

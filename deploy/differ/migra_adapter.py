@@ -14,7 +14,9 @@ from sqlalchemy import Connection
 from deploy.fingerprint import Exclusions
 
 
-def _migra() -> type:
+def load() -> type:
+    """migra's Migration class, imported on first use (a plan imports it while its server
+    builds the models; an apply never does)."""
     with warnings.catch_warnings(), frames_only_stack():
         # schemainspect imports pkg_resources, which warns on every import.
         warnings.simplefilter("ignore")
@@ -27,7 +29,7 @@ def inspect_schema(conn: Connection, exclusions: Exclusions) -> object:
     """migra's reading of the database behind `conn` (a schemainspect inspector), exclusions
     removed: what migra_statements reads of one side, for a caller that diffs the same
     unchanged database more than once."""
-    _migra()
+    load()
     from schemainspect import get_inspector
 
     exclude_schema = exclusions.schemas[0] if exclusions.schemas else None
@@ -42,7 +44,7 @@ def migra_statements(source: Connection, target: Connection, exclusions: Exclusi
                      ) -> list[str]:
     """migra's statements (drops included; safety lives in hazards), exclusions removed.
     `inspected`: inspect_schema() of source and target when the caller has them."""
-    migration_class = _migra()
+    migration_class = load()
     exclude_schema = exclusions.schemas[0] if exclusions.schemas else None
     migration = migration_class(
         inspected[0] if inspected[0] is not None else source,
