@@ -117,9 +117,8 @@ def make_plan(
         known = memo.unchanged() if memo is not None and sql_file is None else None
         if known is not None:
             return _up_to_date(config, known.fingerprint, known.description, known.ddl, check)
-        return _plan_on_server(config, graph, desired, memo, start, name=name, check=check,
-                               sql_file=sql_file, online=online, contract=contract,
-                               progress=progress)
+        asked = _Asked(name, check, sql_file, online, contract, progress)
+        return _plan_on_server(config, graph, desired, memo, start, asked)
     finally:
         start.close()  # a server started early and never used (an error above) stops here
 
@@ -140,22 +139,29 @@ def cache_knows_head(config: Config, chain: list[Plan]) -> bool:
         return True  # let the cache decide, as before
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What this `plan` run was asked to do (make_plan's options, resolved)."""
+
+    name: str | None
+    check: bool
+    sql_file: Path | None
+    online: bool
+    contract: bool
+    progress: Progress
+
+
 def _plan_on_server(
     config: Config,
     graph: PlanGraph,
     desired: desired_state.DesiredSchema,
     memo: cache.Memo | None,
     start: EarlyScratch,
-    *,
-    name: str | None,
-    check: bool,
-    sql_file: Path | None,
-    online: bool,
-    contract: bool,
-    progress: Progress,
+    asked: _Asked,
 ) -> PlanResult:
     """make_plan's work on the scratch server: replay, build, diff, prove, write."""
-    exclusions = config.exclusions
+    exclusions, check, sql_file, progress = (
+        config.exclusions, asked.check, asked.sql_file, asked.progress)
     with start as server:
         base = replay(server, "base", graph.chain, exclusions, progress)
         if base.failure:
@@ -214,8 +220,7 @@ def _plan_on_server(
         del base_side, desired_side, empty_side
         return _prove_and_write(
             config, graph, desired, memo, server, base, readings, from_empty, full_ddl,
-            stale, desired_url, desired_desc, desired_fp, name=name, check=check,
-            sql_file=sql_file, online=online, contract=contract, progress=progress)
+            stale, desired_url, desired_desc, desired_fp, asked)
 
 
 def _prove_and_write(
@@ -232,16 +237,12 @@ def _prove_and_write(
     desired_url: URL,
     desired_desc: Description,
     desired_fp: str,
-    *,
-    name: str | None,
-    check: bool,
-    sql_file: Path | None,
-    online: bool,
-    contract: bool,
-    progress: Progress,
+    asked: _Asked,
 ) -> PlanResult:
     """make_plan once the models differ from the base: the plan's SQL (generated, or the
     user's --sql-file), proven; its reverse, proven beside it; the files written."""
+    name, check, sql_file, online, contract, progress = (
+        asked.name, asked.check, asked.sql_file, asked.online, asked.contract, asked.progress)
     exclusions = config.exclusions
     base_url, base_fp = base.url, fingerprint(base.description)
     empty_base = not graph.chain
