@@ -6,6 +6,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -19,7 +20,7 @@ from deploy import contract as contract_split
 from deploy import desired as desired_state
 from deploy import target as target_db
 from deploy.config import Config
-from deploy.differ import Diff, Side, diff, read_side
+from deploy.differ import Diff, Side, diff, frozen_reads, read_side
 from deploy.differ.migra_adapter import inspect_schema
 from deploy.differ.migra_adapter import load as load_migra
 from deploy.errors import DeployError
@@ -162,7 +163,7 @@ def _plan_on_server(
     """make_plan's work on the scratch server: replay, build, diff, prove, write."""
     exclusions, check, sql_file, progress = (
         config.exclusions, asked.check, asked.sql_file, asked.progress)
-    with start as server:
+    with start as server, ExitStack() as frozen:
         base = replay(server, "base", graph.chain, exclusions, progress)
         if base.failure:
             raise DeployError(
@@ -185,6 +186,9 @@ def _plan_on_server(
         # The database stands for the models from here on: they are let go while it builds.
         # And migra is imported meanwhile: the first diff needs it next.
         desired_state.build(desired, desired_url, release=True, meanwhile=load_migra)
+        # From here on "empty", "base" and "desired" never change (proofs run on copies):
+        # the differ's catalog reads of them are answered once for all the diffs.
+        frozen.enter_context(frozen_reads([empty_url, base_url, desired_url]))
         # The differ reads "empty", "base" and "desired" once for up to three diffs (models
         # from empty, base to models, and the reverse): none of them changes below. The
         # fingerprint's reading of "desired" runs beside migra's (each waits on the server

@@ -202,3 +202,26 @@ def test_schemainspect_finds_its_caller_the_same_with_the_frames_only_stack():
     with frames_only_stack():
         assert external_caller() == expected == __name__
     assert inspect.stack is real
+
+
+def test_frozen_reads_answer_each_query_once_per_database_inside_the_block(pg):
+    """The planner promises "empty", "base" and "desired" do not change while it diffs them
+    (proofs run on copies): inside frozen_reads a catalog read is answered once; outside,
+    and for other databases, every read goes to the server."""
+    from deploy.differ import frozen_reads
+    from deploy.differ.repairs._common import rows
+    from deploy.proof import connected
+
+    frozen_url, other_url = pg.new("frozen_reads"), pg.new("fresh_reads")
+    query = "SELECT relname FROM pg_class WHERE relname LIKE 'fr\\_%%' ORDER BY 1"
+    with frozen_reads([frozen_url]):
+        with connected(frozen_url) as conn:
+            assert rows(conn, query) == []
+        for url in (frozen_url, other_url):
+            pg.execute(url, "CREATE TABLE fr_t (id int)")
+        with connected(frozen_url) as conn:
+            assert rows(conn, query) == []  # the first answer: the promise was broken
+        with connected(other_url) as conn:
+            assert rows(conn, query) == [("fr_t",)]
+    with connected(frozen_url) as conn:
+        assert rows(conn, query) == [("fr_t",)]

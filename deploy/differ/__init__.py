@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from deploy.differ.context import DiffContext
 from deploy.differ.migra_adapter import inspect_schema, migra_statements
 from deploy.differ.repairs import REPAIRS
+from deploy.differ.repairs._common import frozen_reads
 from deploy.differ.sqltext import parse_memo
 from deploy.fingerprint import (
     NOTHING_EXCLUDED,
@@ -26,6 +27,8 @@ from deploy.fingerprint import (
     compare,
     describe,
 )
+
+__all__ = ["Diff", "Side", "diff", "frozen_reads", "read_side"]
 
 
 @dataclass(frozen=True)
