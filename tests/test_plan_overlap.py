@@ -61,7 +61,8 @@ def test_a_models_import_error_is_one_paragraph_and_leaves_no_server(
     scratch_parent = _scratch_parent(tmp_path)
     env = {**os.environ, "NO_COLOR": "1", "DEPLOY_SCRATCH_DIR": str(scratch_parent)}
     running = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "--search-root", str(REPO), "plan", "--name", "x"],
+        [sys.executable, "-m", "invoke", "--search-root", str(REPO), "plan", "--name", "x",
+         "--scratch", "local"],
         cwd=empty_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen: set[str] = set()
     while running.poll() is None:  # the server's directory appears while the models import
@@ -82,13 +83,15 @@ def test_the_models_error_comes_first_when_the_server_cannot_start_either(
     server's own error still shows when the models are fine."""
     missing = tmp_path / "no-such-dir"
     env = {"DEPLOY_SCRATCH_DIR": str(missing)}
-    healthy = run_invoke(empty_project, "plan", "--name", "x", env=env)
+    # --scratch local: DEPLOY_SCRATCH_DIR is the local provider's (CI has a Docker daemon,
+    # where `auto` would pick docker).
+    healthy = run_invoke(empty_project, "plan", "--name", "x", "--scratch", "local", env=env)
     assert healthy.returncode == 1
     assert "The local scratch server cannot be created in" in healthy.stdout + healthy.stderr
     assert "Traceback" not in healthy.stdout + healthy.stderr
 
     _break_models(empty_project)
-    broken = run_invoke(empty_project, "plan", "--name", "x", env=env)
+    broken = run_invoke(empty_project, "plan", "--name", "x", "--scratch", "local", env=env)
     out = broken.stdout + broken.stderr
     assert broken.returncode == 1
     assert "Could not import" in out and "scratch server cannot be created" not in out
@@ -123,7 +126,8 @@ def test_check_starts_the_server_during_classification_and_reports_as_before(
     import error is still a finding (not the end of the check), and no server is left."""
     _break_models(project)
     scratch_parent = _scratch_parent(tmp_path)
-    done = run_invoke(project, "check", env={"DEPLOY_SCRATCH_DIR": str(scratch_parent)})
+    done = run_invoke(project, "check", "--scratch", "local",
+                      env={"DEPLOY_SCRATCH_DIR": str(scratch_parent)})
     out = done.stdout + done.stderr
     assert done.returncode == 1, out
     assert "RuntimeError: models are broken" in out, out
