@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import importlib
 import sys
-import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from sqlalchemy.exc import NoReferencedColumnError, NoReferencedTableError, SQLA
 from sqlalchemy.pool import NullPool
 
 from deploy import renames, urls
+from deploy.background import Background
 from deploy.config import Config
 from deploy.errors import DeployError
 from deploy.plans import clean_text
@@ -282,24 +282,12 @@ def _while_building(desired: DesiredSchema, release: bool,
 
 def _beside(main: Callable[[], bool], other: Callable[[], None]) -> bool:
     """main() in a thread while other() runs here; main's answer (its exception re-raised)."""
-    answer: list[bool] = []
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            answer.append(main())
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the caller
-            failed.append(exc)
-
-    thread = threading.Thread(target=run, name="build-script", daemon=True)
-    thread.start()
+    job = Background(main, "build-script")
     try:
         other()
     finally:
-        thread.join()
-    if failed:
-        raise failed[0]
-    return answer[0]
+        job.wait()
+    return job.result()
 
 
 def _rollback(conn: psycopg2.extensions.connection) -> None:
@@ -315,24 +303,18 @@ def _rollback(conn: psycopg2.extensions.connection) -> None:
 def _one_statement(cur: object, statement: str) -> None:
     """One compiled statement of the models, as SQLAlchemy's create_all sends it; a
     statement PostgreSQL rejects is a DeployError that shows it."""
+    shown = statement.replace("%%", "%")
     try:
-        cur.execute(statement, {})  # type: ignore[attr-defined]
+        try:
+            cur.execute(statement, {})  # type: ignore[attr-defined]
+        except (ValueError, TypeError, LookupError):  # psycopg2 could not format it
+            cur.execute(shown)  # type: ignore[attr-defined]
     except psycopg2.Error as exc:
-        shown = statement.replace("%%", "%")
         raise DeployError(
             f"PostgreSQL rejected the models' DDL: {str(exc).strip()}. Fix the model "
             "definitions (the failing statement is shown below) and run again.",
             details=shown,
         ) from None
-    except (ValueError, TypeError, LookupError):  # psycopg2 could not format it: send it as is
-        try:
-            cur.execute(statement.replace("%%", "%"))  # type: ignore[attr-defined]
-        except psycopg2.Error as exc:
-            raise DeployError(
-                f"PostgreSQL rejected the models' DDL: {str(exc).strip()}. Fix the model "
-                "definitions (the failing statement is shown below) and run again.",
-                details=statement.replace("%%", "%"),
-            ) from None
 
 
 def _models_statements(desired: DesiredSchema,

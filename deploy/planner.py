@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Generic, TypeVar
 
 import psycopg2
 from pglast import ast, enums
@@ -19,6 +17,7 @@ from deploy import cache, renames, reverse, snapshot, urls
 from deploy import contract as contract_split
 from deploy import desired as desired_state
 from deploy import target as target_db
+from deploy.background import Background
 from deploy.config import Config
 from deploy.differ import Diff, Side, diff, frozen_reads, read_side
 from deploy.differ.migra_adapter import inspect_schema
@@ -53,7 +52,6 @@ from deploy.statements import forget_all as forget_parse_trees
 from deploy.statements import parse as parse_statements
 
 Progress = Callable[[str], None]
-T = TypeVar("T")
 
 
 @dataclass
@@ -193,7 +191,7 @@ def _plan_on_server(
         # from empty, base to models, and the reverse): none of them changes below. The
         # fingerprint's reading of "desired" runs beside migra's (each waits on the server
         # part of the time).
-        described = _InThread(lambda: describe_url(desired_url, exclusions), "describe")
+        described = Background(lambda: describe_url(desired_url, exclusions), "describe")
         with connected(empty_url) as empty_conn, connected(desired_url) as desired_conn:
             try:
                 inspected = inspect_schema(desired_conn, exclusions)
@@ -292,7 +290,7 @@ def _prove_and_write(
             # the way back and classifies the plan (classify remembers its answer).
             parse_statements(first.sql)  # both threads then find its trees parsed
             proof_url = server.create_database("proof", template="base")
-            forward = _InThread(lambda: converge(
+            forward = Background(lambda: converge(
                 server, first, desired_url, desired_desc, exclusions, progress, online=online,
                 proof_url=proof_url), "forward-proof")
             try:
@@ -357,32 +355,6 @@ def _prove_and_write(
     finally:
         if early is not None:
             early.close()
-
-
-class _InThread(Generic[T]):
-    """A call running in its own thread; result() waits and returns it, or raises its
-    exception in the caller's thread."""
-
-    def __init__(self, call: Callable[[], T], name: str) -> None:
-        self._value: T | None = None
-        self._error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                self._value = call()
-            except BaseException as exc:  # noqa: BLE001 - re-raised by result()
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name=name, daemon=True)
-        self._thread.start()
-
-    def result(self) -> T:
-        """The call's return value, once it has finished (its exception re-raised)."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._value is not None
-        return self._value
 
 
 def _early_reverse(server: ScratchServer, path: Path, base: Replay, base_side: Side,

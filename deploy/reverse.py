@@ -10,13 +10,13 @@ proven the same way: applied to a copy of the forward plan's `to`, it must land 
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deploy import hazards  # its rules load on first use (deploy/hazards/__init__.py)
+from deploy.background import Background
 from deploy.config import Config
 from deploy.errors import DeployError
 from deploy.fingerprint import Description, Difference, Exclusions, fingerprint
@@ -84,17 +84,15 @@ def render_reverse(plan_name: str, filename: str, from_fp: str, to_fp: str, post
 
 def generate(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclusions,
              progress: Progress, proof_name: str = "reverse_proof", *,
-             renamed: Sequence[Rename] = (), landed: str | None = None,
+             renamed: Sequence[Rename] = (),
              from_desc: Description | None = None) -> str:
     """SQL that takes the scratch database `to_db` back to the one at `from_url`, proven on
     a copy of `to_db`; DeployError when the differ cannot get there. `renamed`: the forward
     plan's renames (deploy/renames.py), undone first so the way back keeps the data too.
-    `landed` names a scratch database the caller verified to be at `to_db`'s fingerprint and
-    no longer needs: the first pass runs there instead of on a new copy (a copy of a big
-    schema costs seconds). `from_desc`: `from_url`'s description, when the caller has it."""
+    `from_desc`: `from_url`'s description, when the caller has it."""
     statements = diff_back(server, to_db, from_url, exclusions, renamed=renamed)
     return prove_back(server, statements, to_db, from_url, from_desc, exclusions, progress,
-                      proof_name, landed=landed)
+                      proof_name)
 
 
 def diff_back(server: ScratchServer, to_db: str, from_url: URL, exclusions: Exclusions, *,
@@ -129,11 +127,11 @@ def diff_back(server: ScratchServer, to_db: str, from_url: URL, exclusions: Excl
 
 def prove_back(server: ScratchServer, statements: list[str], to_db: str, from_url: URL,
                from_desc: Description | None, exclusions: Exclusions, progress: Progress,
-               proof_name: str = "reverse_proof", *, landed: str | None = None,
+               proof_name: str = "reverse_proof", *,
                first_pass: FirstPass | None = None) -> str:
-    """Prove diff_back's `statements` on a copy of `to_db` (pass 1 on `landed`, see
-    generate) until they land on `from_url`'s schema (`from_desc`, described here when
-    None); the SQL, or DeployError. `first_pass`: pass 1, already run (Early)."""
+    """Prove diff_back's `statements` on a copy of `to_db` until they land on `from_url`'s
+    schema (`from_desc`, described here when None); the SQL, or DeployError. `first_pass`:
+    pass 1, already run (Early)."""
     from deploy.differ import diff
     from deploy.proof import connected, describe_url
 
@@ -145,10 +143,7 @@ def prove_back(server: ScratchServer, statements: list[str], to_db: str, from_ur
             copy, proof_url = first_pass.copy, first_pass.url
         else:
             progress(f"proving the reverse on a copy of the new schema (pass {round_number})")
-            if landed is not None and round_number == 1:
-                copy, proof_url = landed, server.url(server.database_name(landed))
-            else:
-                copy, proof_url = proof_name, server.create_database(proof_name, template=to_db)
+            copy, proof_url = proof_name, server.create_database(proof_name, template=to_db)
         try:
             sql = "\n\n".join(statements) + "\n"
             if first_pass is not None and round_number == 1:
@@ -184,16 +179,11 @@ class FirstPass:
 
     copy: str
     url: URL
-    thread: threading.Thread
-    residual: list[Difference] | None = None
-    error: BaseException | None = None
+    job: Background[list[Difference]]
 
     def outcome(self) -> list[Difference]:
         """Wait for the pass; its residual, or the DeployError it raised."""
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-        return self.residual or []
+        return self.job.result()
 
 
 class Early:
@@ -228,18 +218,8 @@ class Early:
         self.sql = sql = "\n\n".join(self._statements) + "\n"
         with contextlib.suppress(Exception):  # parsed here (remembered), the thread only waits
             parse_statements(sql)  # on the server; a parse error is the proof's to report
-        first = FirstPass("reverse_proof", url, threading.Thread(
-            target=lambda: self._run_first(first, sql), name="reverse-proof", daemon=True))
-        self._first = first
-        first.thread.start()
-
-    def _run_first(self, first: FirstPass, sql: str) -> None:
-        try:
-            first.residual = _run_pass(first.url, sql, self._from_desc, self._exclusions)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by outcome()
-            first.error = exc
-            return
-
+        self._first = FirstPass("reverse_proof", url, Background(
+            lambda: _run_pass(url, sql, from_desc, exclusions), "reverse-proof"))
 
     def classify_ahead(self) -> None:
         """Classify the reverse's SQL now (hazards remembers it), while the server proves:
@@ -268,7 +248,7 @@ class Early:
         """Wait for the thread and drop its copy (when files() did not run)."""
         first, self._first = self._first, None
         if first is not None:
-            first.thread.join()
+            first.job.wait()
             with contextlib.suppress(Exception):
                 self._server.drop_database(first.copy)
 
@@ -308,14 +288,13 @@ def prove(server: ScratchServer, reverse: Plan, to_db: str, from_desc: Descripti
 def files_for(server: ScratchServer, plan_path: Path, plan_name: str, from_fp: str, to_fp: str,
               postgres: int, exclusions: Exclusions, progress: Progress, *, to_db: str,
               from_url: URL, renamed: Sequence[Rename] = (),
-              landed: str | None = None,
               from_desc: Description | None = None) -> tuple[dict[Path, str], str | None]:
     """The reverse file to write next to a new plan ({} and a note when none could be made);
-    `renamed`, `landed` and `from_desc` as in generate()."""
+    `renamed` and `from_desc` as in generate()."""
     progress(f"generating the reverse of {plan_path.name}")
     try:
         body = generate(server, to_db, from_url, exclusions, progress, renamed=renamed,
-                        landed=landed, from_desc=from_desc)
+                        from_desc=from_desc)
     except DeployError as exc:
         return {}, _no_reverse_note(plan_path, exc)
     text = render_reverse(plan_name, plan_path.name, to_fp, from_fp, postgres, body)
