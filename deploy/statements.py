@@ -184,12 +184,7 @@ def _parse_known(sql: str) -> list[ParsedStatement] | None:
             code_start, code_end = span
             _REGIONS[key] = (node, code_start, code_end)
         start, end = piece.start + code_start, piece.start + code_end
-        statement = Statement(
-            sql=sql[start:end],
-            line=bisect.bisect_left(newlines, start) + 1,
-            transactional=_is_transactional(node),
-        )
-        result.append(ParsedStatement(statement, node, start, end))
+        result.append(_parsed(sql, newlines, node, start, end))
     return result
 
 
@@ -224,13 +219,19 @@ def _parse_whole(sql: str) -> list[ParsedStatement]:
         key = _region_key(region)
         if key is not None and key not in _REGIONS and len(_REGIONS) < _MEMO_NODES:
             _REGIONS[key] = (node, span[0], span[1])
-        statement = Statement(
-            sql=sql[start:end],
-            line=bisect.bisect_left(newlines, start) + 1,
-            transactional=_is_transactional(node),
-        )
-        result.append(ParsedStatement(statement, node, start, end))
+        result.append(_parsed(sql, newlines, node, start, end))
     return result
+
+
+def _parsed(sql: str, newlines: list[int], node: ast.Node, start: int,
+            end: int) -> ParsedStatement:
+    """The statement at sql[start:end] with its tree; `newlines`: the text's '\\n' offsets."""
+    statement = Statement(
+        sql=sql[start:end],
+        line=bisect.bisect_left(newlines, start) + 1,
+        transactional=_is_transactional(node),
+    )
+    return ParsedStatement(statement, node, start, end)
 
 
 def _statement_error(sql: str, exc: parser.ParseError, offset: int) -> StatementError:
